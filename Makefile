@@ -1,0 +1,41 @@
+# PAN workbook — every entry point a user needs. Each target installs what it needs first.
+#   make workbook   run all notebooks headless on the embedded dataset -> results/
+#   make test       run the test suite (what .ci/run calls)
+#   make bench      run the benchmarks -> results/bench/
+#   make reproduce DATASET=sthv2 DATA_ROOT=/data/sthv2   official recipes on a prepared real dataset
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEPS_HASH := $(shell cat pyproject.toml scripts/install_system_deps.sh 2>/dev/null | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(DEPS_HASH)
+PYTEST_ARGS ?=
+
+.PHONY: venv test workbook bench reproduce clean-venv system-deps
+
+$(STAMP):
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (PAN workbook)" >/dev/null
+	rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+system-deps:
+	@bash scripts/install_system_deps.sh
+
+test: venv system-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+workbook: venv
+	$(BIN)/python -m pan_lib.workbook
+
+bench: venv
+	$(BIN)/python -m pan_lib.bench all
+
+reproduce: venv
+	$(BIN)/python -m pan_lib.workbook --dataset "$(DATASET)" --data-root "$(DATA_ROOT)" --recipe official
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,125 @@
+"""Provenance of every number we write: git sha, package versions, device, data fingerprint.
+
+Used by run records (engine), benchmarks (`pan_lib.bench`) and result tables. Pure standard library
+plus optional torch, so it is cheap to import.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import hashlib
+import importlib.metadata as _md
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+PACKAGES = ("torch", "torchvision", "numpy", "decord", "av", "opencv-contrib-python-headless",
+            "pillow", "pandas", "matplotlib", "papermill", "tqdm")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def git_sha(repo: Path | str = REPO_ROOT) -> str:
+    """The current commit (with '-dirty' when the work tree has uncommitted changes), or 'unknown'."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                             text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str]:
+    """Installed versions of the packages that shape our numbers ('missing' when absent)."""
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = _md.version(name)
+        except _md.PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
+def device_info(device: str | None = None) -> dict[str, Any]:
+    """Where the numbers were measured: CPU model and thread count, or the CUDA device name."""
+    info: dict[str, Any] = {"platform": platform.platform(), "machine": platform.machine(),
+                            "cpu_count": os.cpu_count(), "cpu": _cpu_model()}
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available() and (device is None or str(device).startswith("cuda")):
+            info["cuda_device"] = torch.cuda.get_device_name(0)
+            info["cuda_version"] = torch.version.cuda
+    except ImportError:  # provenance must never fail
+        pass
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def fingerprint_files(paths: Iterable[Path | str]) -> str:
+    """A short sha256 over the names and bytes of files (list files, label maps, manifests)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(p) for p in paths):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def provenance(config: Mapping[str, Any] | None = None, data_fingerprint: str | None = None,
+               device: str | None = None) -> dict[str, Any]:
+    """Everything a reader needs to trust (or redo) a number."""
+    return {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_sha": git_sha(),
+        "packages": package_versions(),
+        "device": device_info(device),
+        "config": dict(config) if config is not None else None,
+        "data_fingerprint": data_fingerprint,
+    }
+
+
+def write_table(rows: Sequence[Mapping[str, Any]], out_stem: Path | str, *, title: str,
+                meta: Mapping[str, Any], command: str) -> list[Path]:
+    """Write rows as `<stem>.csv`, `<stem>.md` (with provenance and command) and `<stem>.json`."""
+    out_stem = Path(out_stem)
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    csv_path, md_path, json_path = (out_stem.with_suffix(s) for s in (".csv", ".md", ".json"))
+    with csv_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [f"# {title}", "", f"Command: `{command}`", "",
+             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |")
+    lines += ["", f"git {meta.get('git_sha', '?')} · " + ", ".join(
+        f"{k} {v}" for k, v in (meta.get("packages") or {}).items() if k in ("python", "torch", "torchvision"))
+        + f" · {(meta.get('device') or {}).get('cuda_device') or (meta.get('device') or {}).get('cpu', '?')}", ""]
+    md_path.write_text("\n".join(lines))
+    json_path.write_text(json.dumps({"title": title, "command": command, "rows": list(rows),
+                                     "provenance": dict(meta)}, indent=2, default=str))
+    return [csv_path, md_path, json_path]
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    return str(value)
