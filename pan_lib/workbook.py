@@ -1,0 +1,351 @@
+"""Run the notebook series headless with papermill: ``python -m pan_lib.workbook``.
+
+::
+
+    notebooks/01_data_prep.ipynb ──► 02_pa_visualisation ──► 03_train_lite ──► 03_train_full
+                                                                               │
+    results/notebooks/<name>.ipynb  ◄── executed copies     05_result_tables ◄── 04_ensemble_en
+    results/notebooks/timings.*     ◄── wall time per notebook
+
+Every notebook declares one ``parameters`` cell; this runner passes each notebook only the
+parameters it declares (``dataset``, ``data_root``, ``recipe``, ``small``, ``seeds``, ``device``,
+``progress`` ...), plus ``--set NAME=VALUE`` overrides. A failing notebook keeps its executed copy
+(with the traceback in the failing cell) and stops the series, because later notebooks read what
+earlier ones wrote.
+
+Examples::
+
+    python -m pan_lib.workbook                                   # embedded dataset, 3 seeds -> results/
+    python -m pan_lib.workbook --small --out /tmp/wb             # CI smoke: tiny dataset, 1 epoch
+    python -m pan_lib.workbook --dataset sthv2 --data-root /data/sthv2 --recipe official
+    python -m pan_lib.workbook --only 03_train_lite --set epochs=2
+    python -m pan_lib.workbook --list                            # the series and its parameters
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from pan_lib.notebook_utils import HEADLESS_ENV  # set for the kernel: notebooks know they run headless
+from pan_lib.provenance import REPO_ROOT, provenance, write_table
+
+log = logging.getLogger(__name__)
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+SERIES: tuple[str, ...] = (
+    "01_data_prep",
+    "02_pa_visualisation",
+    "03_train_lite",
+    "03_train_full",
+    "04_ensemble_en",
+    "05_result_tables",
+)
+# "auto": the embedded CPU recipe on the embedded dataset, the official scripts on real ones.
+RECIPES = ("auto", "embedded", "official")
+
+
+@dataclass
+class WorkbookConfig:
+    """What `python -m pan_lib.workbook` runs. Field names mirror the notebooks' parameters."""
+
+    dataset: str = "embedded"
+    data_root: str = ""            # "" -> data/<dataset> in the repository
+    recipe: str = "auto"           # "auto" | "embedded" (CPU tutorial sizes) | "official" (paper recipes, GPU)
+    small: bool = False            # CI smoke mode: tiny dataset, 1 epoch
+    seeds: tuple[int, ...] = (0, 1, 2)
+    device: str = "auto"           # "auto" | "cpu" | "cuda" | "cuda:1" ...
+    num_workers: int = -1          # -1 -> the notebooks' default for the device
+    nproc_per_node: int = 1        # >1 -> training through torchrun (engine's DDP path)
+    out: str = "results"           # executed notebooks -> <out>/notebooks, tables -> <out>/tables
+    run_root: str = ""             # "" -> <out>/runs (checkpoints, never committed)
+    only: tuple[str, ...] = ()     # subset of SERIES (names or unique prefixes); () -> all
+    overrides: dict[str, Any] = field(default_factory=dict)   # --set NAME=VALUE
+    keep_going: bool = False       # run later notebooks after a failure
+    kernel: str = "python3"
+    cell_timeout: int = -1         # seconds per cell; -1 -> no limit
+    notebook_dir: str = ""         # "" -> notebooks/ of this checkout
+
+    def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {self.recipe!r}; valid: {', '.join(RECIPES)}")
+        if self.recipe == "official" and self.dataset == "embedded":
+            raise ValueError("recipe 'official' needs a real dataset (e.g. --dataset sthv2 --data-root ...); "
+                             "the embedded dataset uses recipe 'embedded'")
+        self.seeds = tuple(int(s) for s in self.seeds)
+        if not self.seeds:
+            raise ValueError("at least one seed is needed")
+        self.only = tuple(select_notebooks(self.only)) if self.only else ()
+
+    @property
+    def source_dir(self) -> Path:
+        return _abs(self.notebook_dir) if self.notebook_dir else NOTEBOOK_DIR
+
+    @property
+    def out_dir(self) -> Path:
+        return _abs(self.out)
+
+    @property
+    def notebooks_out(self) -> Path:
+        return self.out_dir / "notebooks"
+
+    def notebook_parameters(self) -> dict[str, Any]:
+        """The parameters every notebook may declare (each gets the ones it declares)."""
+        params: dict[str, Any] = {
+            "dataset": self.dataset,
+            "data_root": str(_abs(self.data_root)) if self.data_root else "",
+            "recipe": self.recipe,
+            "small": self.small,
+            "seeds": list(self.seeds),
+            "seed": self.seeds[0],
+            "device": self.device,
+            "progress": "text",
+            "results_dir": str(self.out_dir),
+            "run_root": str(_abs(self.run_root)) if self.run_root else str(self.out_dir / "runs"),
+            "nproc_per_node": self.nproc_per_node,
+        }
+        if self.num_workers >= 0:
+            params["num_workers"] = self.num_workers
+        return params
+
+
+@dataclass
+class NotebookRun:
+    """One executed notebook: where its copy is, how long it took, and how it ended."""
+
+    name: str
+    output: Path
+    seconds: float
+    status: str                    # "ok" | "failed" | "skipped"
+    parameters: dict[str, Any]
+    error: str = ""
+
+
+class WorkbookError(RuntimeError):
+    """A notebook of the series failed; the message names it, its failing cell and the kept copy."""
+
+
+def _abs(path: str | Path) -> Path:
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (Path.cwd() / p).resolve()
+
+
+def notebook_path(name: str, folder: Path = NOTEBOOK_DIR) -> Path:
+    return folder / f"{name}.ipynb"
+
+
+def select_notebooks(names: Sequence[str]) -> list[str]:
+    """Resolve names or unique prefixes ('03_train_l', '05') to series names, in series order."""
+    chosen: set[str] = set()
+    for name in names:
+        name = Path(name).stem  # accept 'notebooks/03_train_lite.ipynb'
+        hits = [s for s in SERIES if s == name] or [s for s in SERIES if s.startswith(name)]
+        if len(hits) != 1:
+            why = "matches several" if hits else "matches none"
+            raise ValueError(f"notebook {name!r} {why} of the series; valid: {', '.join(SERIES)}")
+        chosen.add(hits[0])
+    return [s for s in SERIES if s in chosen]
+
+
+def declared_parameters(path: Path) -> dict[str, dict[str, Any]]:
+    """The parameters a notebook declares in its `parameters` cell (papermill's own parser)."""
+    import papermill as pm
+
+    return pm.inspect_notebook(str(path))
+
+
+def parameters_for(path: Path, cfg: WorkbookConfig) -> dict[str, Any]:
+    """The common parameters this notebook declares, plus the --set overrides it declares."""
+    declared = declared_parameters(path)
+    params = {k: v for k, v in cfg.notebook_parameters().items() if k in declared}
+    params.update({k: v for k, v in cfg.overrides.items() if k in declared})
+    return params
+
+
+def check_overrides(cfg: WorkbookConfig, names: Sequence[str]) -> None:
+    """Every --set NAME must be declared by at least one notebook that runs (else list the valid ones)."""
+    declared: set[str] = set()
+    for name in names:
+        declared |= set(declared_parameters(notebook_path(name, cfg.source_dir)))
+    unknown = sorted(set(cfg.overrides) - declared)
+    if unknown:
+        raise ValueError(f"unknown notebook parameter(s) {', '.join(unknown)}; the notebooks that run "
+                         f"declare: {', '.join(sorted(declared))}")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'epochs=3' -> ('epochs', 3); values are Python literals, otherwise strings."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--set expects NAME=VALUE, got {text!r}")
+    name, raw = text.split("=", 1)
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    return name.strip(), value
+
+
+def _short_error(exc: BaseException) -> str:
+    """One paragraph for a papermill failure: cell number, exception and message."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        return f"cell In [{exc.exec_count}] raised {exc.ename}: {exc.evalue}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run_notebook(name: str, cfg: WorkbookConfig) -> NotebookRun:
+    """Execute one notebook of the series with papermill; the executed copy is kept even on failure."""
+    import papermill as pm
+
+    src = notebook_path(name, cfg.source_dir)
+    if not src.is_file():
+        raise FileNotFoundError(f"{src} is missing from the checkout")
+    out = cfg.notebooks_out / f"{name}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    params = parameters_for(src, cfg)
+    log.info("running %s with %s", name, params)
+    start = time.perf_counter()
+    status, error = "ok", ""
+    old_env = os.environ.get(HEADLESS_ENV)
+    os.environ[HEADLESS_ENV] = "1"  # inherited by the kernel process papermill starts
+    try:
+        pm.execute_notebook(
+            str(src), str(out), parameters=params, kernel_name=cfg.kernel, cwd=str(src.parent),
+            progress_bar=False, log_output=False,
+            execution_timeout=None if cfg.cell_timeout < 0 else cfg.cell_timeout,
+        )
+    except Exception as exc:  # papermill has written `out` with the traceback in the failing cell
+        status, error = "failed", _short_error(exc)
+    finally:
+        if old_env is None:
+            os.environ.pop(HEADLESS_ENV, None)
+        else:
+            os.environ[HEADLESS_ENV] = old_env
+    seconds = time.perf_counter() - start
+    if out.is_file():
+        _trim_notebook(out)
+    return NotebookRun(name, out, seconds, status, params, error)
+
+
+def _trim_notebook(path: Path, max_text: int = 20_000) -> None:
+    """Keep executed copies small: drop widget state and truncate very long text outputs."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and len(output.get("text", "")) > max_text:
+                text = output["text"]
+                output["text"] = (text[: max_text // 2] + f"\n... [{len(text) - max_text} characters "
+                                  "trimmed by pan_lib.workbook] ...\n" + text[-max_text // 2:])
+    nbformat.write(nb, str(path))
+
+
+def run_workbook(cfg: WorkbookConfig) -> list[NotebookRun]:
+    """Run the series (or `cfg.only`) in order; write timings with provenance; raise on failure."""
+    names = list(cfg.only or SERIES)
+    check_overrides(cfg, names)
+    runs: list[NotebookRun] = []
+    failed: NotebookRun | None = None
+    for name in names:
+        if failed is not None and not cfg.keep_going:
+            runs.append(NotebookRun(name, cfg.notebooks_out / f"{name}.ipynb", 0.0, "skipped", {},
+                                    f"not run: {failed.name} failed"))
+            continue
+        run = run_notebook(name, cfg)
+        log.info("%s: %s in %.1f s", name, run.status, run.seconds)
+        print(f"[workbook] {name:<22} {run.status:<7} {run.seconds:7.1f} s  -> {run.output}", flush=True)
+        runs.append(run)
+        if run.status == "failed" and failed is None:
+            failed = run
+            print(f"[workbook] {name} failed: {run.error}\n[workbook] the executed copy with the "
+                  f"traceback is kept at {run.output}", file=sys.stderr, flush=True)
+    write_timings(runs, cfg)
+    if failed is not None:
+        raise WorkbookError(f"{failed.name} failed ({failed.error}); executed copy kept at {failed.output}")
+    return runs
+
+
+def write_timings(runs: Sequence[NotebookRun], cfg: WorkbookConfig) -> list[Path]:
+    """results/notebooks/timings.{csv,md,json}: wall time per notebook and in total."""
+    rows = [{"notebook": r.name, "status": r.status, "seconds": round(r.seconds, 1),
+             "output": os.path.relpath(r.output, cfg.out_dir), "error": r.error} for r in runs]
+    rows.append({"notebook": "TOTAL", "status": "ok" if all(r.status == "ok" for r in runs) else "failed",
+                 "seconds": round(sum(r.seconds for r in runs), 1), "output": "", "error": ""})
+    config = dataclasses.asdict(cfg)
+    meta = provenance(config=config, device=None if cfg.device == "auto" else cfg.device)
+    return write_table(rows, cfg.notebooks_out / "timings", title="Notebook series: wall time per notebook",
+                       meta=meta, command=command_line())
+
+
+def command_line() -> str:
+    argv = sys.argv[1:] if Path(sys.argv[0]).name in ("workbook.py", "__main__.py", "-m") else []
+    return "python -m pan_lib.workbook" + "".join(f" {a}" for a in argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pan_lib.workbook",
+                                description="Run the PAN notebook series headless (papermill).",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d = WorkbookConfig()
+    p.add_argument("--dataset", default=d.dataset, help="embedded | sthv1 | sthv2 | kinetics400 | ucf101 | hmdb51 | jester")
+    p.add_argument("--data-root", default=d.data_root, help="prepared dataset folder ('' -> data/<dataset>)")
+    p.add_argument("--recipe", default=d.recipe, choices=RECIPES)
+    p.add_argument("--small", action=argparse.BooleanOptionalAction, default=d.small,
+                   help="CI smoke mode: tiny dataset, 1 epoch")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(d.seeds))
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--num-workers", type=int, default=d.num_workers)
+    p.add_argument("--nproc-per-node", type=int, default=d.nproc_per_node,
+                   help="GPUs per node; >1 trains through torchrun (DDP)")
+    p.add_argument("--out", default=d.out, help="results folder")
+    p.add_argument("--run-root", default=d.run_root, help="where runs/checkpoints go ('' -> <out>/runs)")
+    p.add_argument("--only", nargs="+", default=[], metavar="NOTEBOOK", help="run only these (names or prefixes)")
+    p.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[],
+                   metavar="NAME=VALUE", help="override a notebook parameter (Python literal)")
+    p.add_argument("--keep-going", action=argparse.BooleanOptionalAction, default=d.keep_going)
+    p.add_argument("--kernel", default=d.kernel)
+    p.add_argument("--cell-timeout", type=int, default=d.cell_timeout)
+    p.add_argument("--list", action="store_true", help="print the series and each notebook's parameters, then exit")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.list:
+        for name in SERIES:
+            params = declared_parameters(notebook_path(name))
+            print(f"{name}: " + ", ".join(f"{k}={v['default']}" for k, v in params.items()))
+        return 0
+    try:
+        cfg = WorkbookConfig(dataset=args.dataset, data_root=args.data_root, recipe=args.recipe,
+                             small=args.small, seeds=tuple(args.seeds), device=args.device,
+                             num_workers=args.num_workers, nproc_per_node=args.nproc_per_node,
+                             out=args.out, run_root=args.run_root, only=tuple(args.only),
+                             overrides=dict(args.overrides), keep_going=args.keep_going,
+                             kernel=args.kernel, cell_timeout=args.cell_timeout)
+        start = time.perf_counter()
+        runs = run_workbook(cfg)
+    except (ValueError, FileNotFoundError, WorkbookError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"[workbook] {len(runs)} notebooks in {time.perf_counter() - start:.1f} s; "
+          f"executed copies in {cfg.notebooks_out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
