@@ -1,0 +1,255 @@
+"""Typed run configurations whose fields mirror the notebooks' parameters cells.
+
+`TrainConfig` drives `pan_lib.engine.train`, `EvalConfig` drives `pan_lib.engine.evaluate`. Both
+load from / save to YAML or plain dicts; an unknown key is an error that lists the valid fields, so a
+typo in a notebook parameter or a YAML file never passes silently.
+
+    cfg = TrainConfig.from_recipe("sthv2", "Lite", data_root="/data/sthv2")   # the official script
+    cfg = TrainConfig.from_yaml("run.yaml")                                   # what torchrun runs
+    cfg.to_yaml("run.yaml")
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+MODALITIES = ("TSN", "TSM", "RGB", "PA", "Lite")
+AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+PROGRESS_CHOICES = ("auto", "text", "off")
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+SOURCE_CHOICES = ("auto", "frames", "video")
+LR_TYPES = ("step", "cos")
+CROP_CHOICES = (1, 3, 5, 10)
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid; the message says which and what is allowed."""
+
+
+def _check_choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not valid; choose one of {', '.join(map(repr, choices))}")
+
+
+def _auto_bool(name: str, value: Any) -> None:
+    if value != "auto" and not isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r} is not valid; use 'auto', True or False")
+
+
+class _ConfigIO:
+    """Dict/YAML round trip shared by the config dataclasses."""
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None = None, **overrides: Any):
+        merged = {**dict(values or {}), **overrides}
+        valid = cls.field_names()
+        unknown = sorted(k for k in merged if k not in valid)
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} parameter(s) {unknown}; valid parameters: "
+                              f"{', '.join(valid)}")
+        for key in ("lr_steps", "members", "coeffs"):
+            if key in merged and isinstance(merged[key], list):
+                merged[key] = tuple(merged[key])
+        return cls(**merged)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike):
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of parameters, got {type(data).__name__}")
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    def to_yaml(self, path: str | os.PathLike | None = None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def replace(self, **changes: Any):
+        return type(self).from_dict(self.to_dict(), **changes)
+
+
+@dataclass
+class TrainConfig(_ConfigIO):
+    """Everything one training run needs. Defaults are the official sthv1/sthv2 PAN scripts.
+
+    Batch sizes are *global*: `batch_size` clips per forward pass summed over all processes
+    (each of `world_size` processes gets `batch_size // world_size`); one optimiser step sees
+    `batch_size * accumulate` clips. With `lr=None` the learning rate is
+    `base_lr * batch_size * accumulate / base_batch` (the official linear scaling, 0.01 at 64).
+    """
+
+    # -- what to train
+    dataset: str = "embedded"
+    data_root: str | None = None           # None: the registry's default location for `dataset`
+    source: str = "auto"                   # frames | video | auto (what the prepared data holds)
+    modality: str = "Lite"                 # TSN | TSM | RGB | PA | Lite
+    backbone: str = "resnet50"
+    pretrained: bool = False               # ImageNet initialisation (the official recipe uses it)
+    segments: int = 8
+    shift_div: int = 8
+    dropout: float = 0.5
+    input_size: int = 224
+    scale_size: int = 256
+    dense_sample: bool = False
+    # -- optimisation (official: SGD momentum 0.9, wd 1e-4, clip 20, step schedule)
+    epochs: int = 80
+    batch_size: int = 64
+    accumulate: int = 1                    # micro-batches per optimiser step
+    lr: float | None = None                # None: linear scaling of base_lr (below)
+    base_lr: float = 0.01
+    base_batch: int = 64
+    lr_type: str = "step"                  # step | cos
+    lr_steps: tuple[float, ...] = (30, 60)
+    warmup_epochs: float = 0.0             # linear warm-up per iteration (not in the official recipe)
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    clip_grad: float | None = 20.0
+    fc_lr5: bool = True                    # VAP/fc weights lr x5, fc bias x10 (official)
+    label_smoothing: float = 0.0
+    # -- machine
+    device: str = "auto"                   # auto | cpu | cuda
+    amp: str = "auto"                      # auto | off | bf16 | fp16
+    channels_last: Any = "auto"            # auto | True | False
+    num_workers: int = 2
+    cudnn_benchmark: bool = True
+    sync_bn: bool = False                  # SyncBatchNorm under DDP
+    threads: int | None = None             # torch CPU threads (None: leave as is)
+    # -- bookkeeping
+    seed: int = 0
+    name: str | None = None                # None: <modality>_<dataset>_<backbone>_seg<T>_seed<seed>
+    out_root: str = "runs"
+    run_dir: str | None = None             # None: <out_root>/<name>
+    resume: Any = "auto"                   # auto | True | False | path to a checkpoint
+    eval_every: int = 1
+    save_every_minutes: float = 10.0       # mid-epoch checkpoint period (0: epoch ends only)
+    save_every_steps: int = 0              # mid-epoch checkpoint every N optimiser steps (0: off)
+    max_minutes: float | None = None       # stop cleanly (checkpoint saved) after this long
+    max_train_batches: int | None = None   # cap per epoch (smoke runs)
+    max_val_batches: int | None = None
+    progress: str = "auto"                 # auto | text | off
+    tensorboard: bool = True
+    count_flops: bool = True
+    export_official: bool = False          # also write the official checkpoint layout at the end
+
+    def __post_init__(self) -> None:
+        _check_choice("modality", self.modality, MODALITIES)
+        _check_choice("amp", self.amp, AMP_CHOICES)
+        _check_choice("device", self.device.split(":")[0] if isinstance(self.device, str) else self.device,
+                      DEVICE_CHOICES)
+        _check_choice("progress", self.progress, PROGRESS_CHOICES)
+        _check_choice("source", self.source, SOURCE_CHOICES)
+        _check_choice("lr_type", self.lr_type, LR_TYPES)
+        _auto_bool("channels_last", self.channels_last)
+        if not (self.resume in ("auto", True, False) or isinstance(self.resume, (str, os.PathLike))):
+            raise ConfigError(f"resume={self.resume!r}: use 'auto', True, False or a checkpoint path")
+        self.lr_steps = tuple(float(s) for s in self.lr_steps)
+        for name in ("epochs", "batch_size", "accumulate", "segments", "eval_every", "base_batch"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr must be a positive number or None, got {self.lr!r}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+    # -- derived values (never stored: the parameters stay literals, like a papermill cell)
+    @property
+    def run_name(self) -> str:
+        return self.name or f"{self.modality}_{self.dataset}_{self.backbone}_seg{self.segments}_seed{self.seed}"
+
+    @property
+    def resolved_run_dir(self) -> Path:
+        return Path(self.run_dir) if self.run_dir else Path(self.out_root) / self.run_name
+
+    def effective_batch(self) -> int:
+        return self.batch_size * self.accumulate
+
+    def resolved_lr(self) -> float:
+        """Absolute base learning rate (before per-group multipliers)."""
+        if self.lr is not None:
+            return float(self.lr)
+        return self.base_lr * self.effective_batch() / self.base_batch
+
+    @classmethod
+    def from_recipe(cls, dataset: str, modality: str, **overrides: Any) -> "TrainConfig":
+        """The recipe for (dataset, modality) (see `pan_lib.engine.recipes`), then `overrides`."""
+        from pan_lib.engine.recipes import get_recipe
+
+        return cls.from_dict(get_recipe(dataset, modality), **overrides)
+
+
+@dataclass
+class EvalConfig(_ConfigIO):
+    """The official test protocol (`test_models.py`), fixed so results do not depend on batch size.
+
+    views per video = crops x clips, clips = 2 with `twice_sample`, 10 with `dense_sample`;
+    logits are averaged over views, then (for ensembles) `sum(coeff_k * logits_k) / K`.
+    """
+
+    dataset: str = "embedded"
+    data_root: str | None = None
+    source: str = "auto"
+    split: str = "val"                     # val | test (test lists may be unlabeled)
+    crops: int = 1                         # 1 centre | 3 full-res left/centre/right | 10 (5 + flips)
+    full_res: bool = False                 # input_size = scale_size (256): the PAN_En protocol
+    twice_sample: bool = False
+    dense_sample: bool = False
+    input_size: int | None = None          # None: the checkpoint's training input size
+    scale_size: int | None = None          # None: the checkpoint's (256 officially)
+    coeffs: tuple[float, ...] | None = None  # per-member weights (official --coeff); None: all 1
+    batch_size: int = 8                    # videos per batch (does not change the result)
+    num_workers: int = 2
+    device: str = "auto"
+    amp: str = "auto"
+    channels_last: Any = "auto"
+    threads: int | None = None
+    max_videos: int | None = None          # evaluate only the first N videos (smoke runs)
+    softmax: bool = False                  # official scripts average raw logits
+    name: str | None = None                # None: derived from members + protocol
+    out_dir: str | None = None             # None: next to the first checkpoint, eval/<name>
+    save_scores: bool = True
+    progress: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check_choice("crops", self.crops, CROP_CHOICES)
+        _check_choice("amp", self.amp, AMP_CHOICES)
+        _check_choice("device", self.device.split(":")[0] if isinstance(self.device, str) else self.device,
+                      DEVICE_CHOICES)
+        _check_choice("progress", self.progress, PROGRESS_CHOICES)
+        _check_choice("source", self.source, SOURCE_CHOICES)
+        _check_choice("split", self.split, ("train", "val", "test"))
+        _auto_bool("channels_last", self.channels_last)
+        if self.twice_sample and self.dense_sample:
+            raise ConfigError("twice_sample and dense_sample exclude each other (official test_models.py)")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.coeffs is not None:
+            self.coeffs = tuple(float(c) for c in self.coeffs)
+
+    @property
+    def clips(self) -> int:
+        return 10 if self.dense_sample else 2 if self.twice_sample else 1
+
+    @property
+    def views(self) -> int:
+        """Views per video per member: crops x clips."""
+        return self.crops * self.clips
+
+    def protocol_name(self) -> str:
+        res = "fullres" if self.full_res else "centre" if self.crops == 1 else ""
+        parts = [f"{self.crops}crop", f"{self.clips}clip"] + ([res] if res else [])
+        return "_".join(parts)

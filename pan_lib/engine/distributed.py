@@ -1,0 +1,144 @@
+"""torchrun / DDP helpers: one process per device, rank-0-only I/O, samplers that shard exactly.
+
+`python -m pan_lib.train --config run.yaml` runs as one process; under
+`torchrun --nproc-per-node N -m pan_lib.train ...` each process reads RANK / LOCAL_RANK / WORLD_SIZE
+from the environment (set by torchrun, also for multi-node rendezvous) and joins the process group:
+NCCL on CUDA, gloo on the CPU.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import Sampler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def env_from_os() -> DistEnv:
+    """Rank layout from torchrun's environment variables (one process when they are absent)."""
+    return DistEnv(rank=int(os.environ.get("RANK", 0)), local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+                   world_size=int(os.environ.get("WORLD_SIZE", 1)))
+
+
+def init_distributed(device_type: str, timeout_minutes: float = 30.0) -> DistEnv:
+    """Join the process group when launched by torchrun; a no-op for a single process."""
+    env = env_from_os()
+    if not env.distributed:
+        return env
+    if not dist.is_initialized():
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        if device_type == "cuda":
+            torch.cuda.set_device(env.local_rank)
+        dist.init_process_group(backend=backend, timeout=_dt.timedelta(minutes=timeout_minutes))
+        log.info("rank %d/%d joined the %s process group", env.rank, env.world_size, backend)
+    return env
+
+
+def shutdown_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def all_reduce_sum(values: Sequence[float] | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Sum a small vector of statistics over processes (float64 so counts stay exact)."""
+    t = torch.as_tensor(values, dtype=torch.float64, device=device).clone()
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(t)
+    return t
+
+
+def all_gather_objects(obj: Any) -> list[Any]:
+    """Every process's `obj`, in rank order (just `[obj]` for one process)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    if not (dist.is_available() and dist.is_initialized()):
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """Training sampler: a seeded permutation per epoch, sharded over ranks, resumable mid-epoch.
+
+    The permutation depends only on (seed, epoch) — like `DistributedSampler` with `set_epoch` —
+    so rank r takes `perm[r::world_size]` (after dropping the tail that does not fill a global
+    batch when `drop_last`). `skip(n)` drops the first n samples of this rank for the current
+    epoch: a resumed run continues exactly where the interrupted one stopped, without reading the
+    skipped clips.
+    """
+
+    def __init__(self, size: int, *, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 shuffle: bool = True, global_batch: int | None = None) -> None:
+        self.size, self.seed, self.rank, self.world_size = size, seed, rank, world_size
+        self.shuffle = shuffle
+        # drop the tail that would not fill a whole global batch (official drop_last=True)
+        usable = size if global_batch is None else (size // global_batch) * global_batch
+        self.per_rank = usable // world_size
+        self.epoch = 0
+        self._skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self._skip = 0
+
+    def skip(self, num_samples: int) -> None:
+        self._skip = num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        if self.shuffle:
+            g = torch.Generator()
+            g.manual_seed(self.seed * 100003 + self.epoch)
+            order = torch.randperm(self.size, generator=g).tolist()
+        else:
+            order = list(range(self.size))
+        mine = order[: self.per_rank * self.world_size][self.rank::self.world_size]
+        return iter(mine[self._skip:])
+
+    def __len__(self) -> int:
+        return self.per_rank - self._skip
+
+
+class ShardSampler(Sampler[int]):
+    """Evaluation sampler: rank r reads indices r, r + W, ... — no padding, no duplicates."""
+
+    def __init__(self, size: int, rank: int = 0, world_size: int = 1) -> None:
+        self.indices = list(range(rank, size, world_size))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
