@@ -1,0 +1,262 @@
+"""PAN networks and their baselines from one builder: ``build_model(modality, num_classes, ...)``.
+
+::
+
+    clip [B, T*m*3, H, W]  (or [B, T, m*3, H, W]), m = frames per segment
+      |
+      |  RGB / TSN / TSM (m = 1):  frames              [B*T, 3, H, W]
+      |  PA   (m = 4):             PA(frames)          [B*T, 3, H, W]   -> unchanged 3-channel stem
+      |  Lite (m = 4):             cat(frame 0, PA)    [B*T, 6, H, W]   -> 6-channel stem
+      v
+    ResNet (temporal shift in every residual branch; ResNet-101: every 2nd block)
+      |                                                [B*T, D]  after global average pooling
+      v
+    head: VAP (RGB/PA/Lite)                            [B, C]
+          or dropout + new_fc + average over T (TSN/TSM)
+
+| modality | frames/segment | shift | head | what it is |
+|----------|----------------|-------|------|------------|
+| TSN      | 1 | no  | avg | TSN baseline (ResNet + average consensus) |
+| TSM      | 1 | yes | avg | TSM baseline |
+| RGB      | 1 | yes | VAP | PAN_Full's appearance stream |
+| PA       | 4 | yes | VAP | PAN_Full's motion stream (PA map into the ImageNet RGB stem) |
+| Lite     | 4 | yes | VAP | PAN_Lite (RGB frame 0 + PA into a 6-channel stem) |
+
+Module names equal the official ones minus ``module.`` (``PA.shallow_conv.weight``,
+``base_model.layer1.0.conv1.net.weight``, ``base_model.fc.TES.0.weight``, ``new_fc.weight``), and
+``PA`` is registered before ``base_model``, so ``named_parameters()`` runs in the official order
+(the official "first conv" optimiser group of PA/Lite is ``PA.shallow_conv``).
+"""
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import Tensor, nn
+
+from pan_lib.backbones import BACKBONES, build_backbone
+from pan_lib.modules.pa import PA
+from pan_lib.modules.temporal_shift import SHIFT_PLACES, make_temporal_shift
+from pan_lib.modules.vap import VAP
+
+log = logging.getLogger(__name__)
+
+MODALITIES = ("TSN", "TSM", "RGB", "PA", "Lite")
+HEADS = ("vap", "avg")
+_FRAMES_PER_SEGMENT = {"TSN": 1, "TSM": 1, "RGB": 1, "PA": 4, "Lite": 4}
+_DEFAULT_SHIFT = {"TSN": False, "TSM": True, "RGB": True, "PA": True, "Lite": True}
+_DEFAULT_HEAD = {"TSN": "avg", "TSM": "avg", "RGB": "vap", "PA": "vap", "Lite": "vap"}
+
+# ImageNet statistics used by every modality (PA is computed on normalised frames)
+INPUT_MEAN = (0.485, 0.456, 0.406)
+INPUT_STD = (0.229, 0.224, 0.225)
+
+
+def _check_modality(modality: str) -> None:
+    if modality not in MODALITIES:
+        raise ValueError(f"unknown modality {modality!r}; valid: {', '.join(MODALITIES)}")
+
+
+def frames_per_segment(modality: str) -> int:
+    """Consecutive frames the loader must deliver per segment: 4 for PA/Lite, 1 otherwise."""
+    _check_modality(modality)
+    return _FRAMES_PER_SEGMENT[modality]
+
+
+def lite_stem(conv1: nn.Conv2d, in_channels: int = 6) -> nn.Conv2d:
+    """The official Lite stem: the 3-channel kernel averaged over its inputs, replicated to ``in_channels``.
+
+    Note (official behaviour, kept): the RGB half of the stem loses its colour filters too.
+    """
+    new = nn.Conv2d(
+        in_channels, conv1.out_channels, conv1.kernel_size, conv1.stride, conv1.padding, bias=conv1.bias is not None
+    )
+    with torch.no_grad():
+        mean_kernel = conv1.weight.mean(dim=1, keepdim=True)  # (64, 3, 7, 7) -> (64, 1, 7, 7)
+        new.weight.copy_(mean_kernel.expand(-1, in_channels, -1, -1))  # -> (64, 6, 7, 7)
+        if conv1.bias is not None:
+            new.bias.copy_(conv1.bias)
+    return new
+
+
+class PANNet(nn.Module):
+    """TSN/TSM/PAN network. Use :func:`build_model`; the attributes below are part of the API.
+
+    Attributes:
+        modality, num_segments, num_classes, backbone_name, head ("vap"|"avg"), shift (bool),
+        fold_div, shift_place, new_length (frames per segment the loader must deliver),
+        base_model (the ResNet, ``fc`` replaced by the head), PA (PA/Lite only), new_fc (avg head with
+        dropout > 0), feature_dim, input_mean, input_std.
+    """
+
+    def __init__(
+        self,
+        modality: str,
+        num_classes: int,
+        *,
+        num_segments: int = 8,
+        backbone: str = "resnet50",
+        pretrained: bool = False,
+        dropout: float = 0.5,
+        shift: bool | None = None,
+        head: str | None = None,
+        fold_div: int = 8,
+        shift_place: str = "blockres",
+    ) -> None:
+        super().__init__()
+        _check_modality(modality)
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {backbone!r}; valid: {', '.join(BACKBONES)}")
+        head = _DEFAULT_HEAD[modality] if head is None else head
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r}; valid: {', '.join(HEADS)}")
+        if shift_place not in SHIFT_PLACES:
+            raise ValueError(f"unknown shift_place {shift_place!r}; valid: {', '.join(SHIFT_PLACES)}")
+        if num_classes < 1 or num_segments < 1:
+            raise ValueError(f"num_classes and num_segments must be >= 1, got {num_classes}, {num_segments}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.modality = modality
+        self.num_classes = num_classes
+        self.num_segments = num_segments
+        self.new_length = _FRAMES_PER_SEGMENT[modality]
+        self.backbone_name = backbone
+        self.head = head
+        self.shift = _DEFAULT_SHIFT[modality] if shift is None else bool(shift)
+        self.fold_div = fold_div
+        self.shift_place = shift_place
+        self.dropout = dropout
+        self.input_mean, self.input_std = INPUT_MEAN, INPUT_STD
+
+        # registration order = official order: PA first (the "first conv" of PA/Lite), then the backbone
+        if modality in ("PA", "Lite"):
+            self.PA = PA(n_length=self.new_length)
+        base = build_backbone(backbone, pretrained=pretrained)
+        if self.shift:
+            make_temporal_shift(base, num_segments, n_div=fold_div, place=shift_place)
+        base.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.feature_dim = base.fc.in_features
+        if head == "vap":
+            base.fc = VAP(num_segments, self.feature_dim, num_classes, dropout)
+        elif dropout > 0:  # official TSN head: fc -> Dropout, new_fc Linear, average consensus
+            base.fc = nn.Dropout(p=dropout)
+        else:
+            base.fc = _normal_linear(self.feature_dim, num_classes)
+        if modality == "Lite":
+            base.conv1 = lite_stem(base.conv1, 3 + (self.new_length - 1))
+        self.base_model = base
+        if head == "avg" and dropout > 0:
+            self.new_fc = _normal_linear(self.feature_dim, num_classes)
+        else:
+            self.new_fc = None
+
+    @property
+    def input_channels(self) -> int:
+        """Channels per segment of the input clip: ``3 * new_length``."""
+        return 3 * self.new_length
+
+    def _frames(self, x: Tensor) -> Tensor:
+        """Validate the clip layout and return ``[B*T*m, 3, H, W]`` frames."""
+        t, c = self.num_segments, self.input_channels
+        if x.dim() == 4 and x.shape[1] == t * c:
+            pass
+        elif x.dim() == 5 and tuple(x.shape[1:3]) == (t, c):
+            pass
+        else:
+            raise ValueError(
+                f"{self.modality} with {t} segments x {self.new_length} frames expects a clip "
+                f"[B, {t * c}, H, W] or [B, {t}, {c}, H, W], got {tuple(x.shape)}"
+            )
+        h, w = x.shape[-2:]
+        return x.reshape(-1, 3, h, w)  # (B, T*m*3, H, W) -> (B*T*m, 3, H, W)
+
+    def backbone_input(self, x: Tensor) -> Tensor:
+        """What enters the ResNet stem: ``[B*T, 3 | 6, H, W]`` (RGB frames, PA map, or both for Lite)."""
+        frames = self._frames(x)
+        if self.modality == "PA":
+            return self.PA(frames)  # (B*T*4, 3, H, W) -> (B*T, 3, H, W)
+        if self.modality == "Lite":
+            h, w = frames.shape[-2:]
+            pa = self.PA(frames)  # (B*T, 3, H, W)
+            rgb = frames.view(-1, self.new_length, 3, h, w)[:, 0]  # (B*T*4, 3, H, W) -> first frame (B*T, 3, H, W)
+            return torch.cat([rgb.to(pa.dtype), pa], dim=1)  # (B*T, 6, H, W)
+        return frames
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Clip ``[B, T*m*3, H, W]`` or ``[B, T, m*3, H, W]`` -> logits ``[B, num_classes]``."""
+        out = self.base_model(self.backbone_input(x))  # VAP: (B, C); avg head: (B*T, D) or (B*T, C)
+        if self.head == "vap":
+            return out
+        if self.new_fc is not None:
+            out = self.new_fc(out)  # (B*T, D) -> (B*T, C)
+        return out.view(-1, self.num_segments, self.num_classes).mean(dim=1)  # (B*T, C) -> (B, C)
+
+    def config(self) -> dict:
+        """Plain-type constructor arguments (stored in checkpoints; ``build_model(**cfg)`` rebuilds it)."""
+        return {
+            "modality": self.modality,
+            "num_classes": self.num_classes,
+            "num_segments": self.num_segments,
+            "backbone": self.backbone_name,
+            "dropout": self.dropout,
+            "shift": self.shift,
+            "head": self.head,
+            "fold_div": self.fold_div,
+            "shift_place": self.shift_place,
+        }
+
+    def extra_repr(self) -> str:
+        return (
+            f"modality={self.modality!r}, backbone={self.backbone_name!r}, num_segments={self.num_segments}, "
+            f"new_length={self.new_length}, head={self.head!r}, shift={self.shift}"
+        )
+
+
+def _normal_linear(in_features: int, out_features: int) -> nn.Linear:
+    fc = nn.Linear(in_features, out_features)
+    nn.init.normal_(fc.weight, 0.0, 0.001)
+    nn.init.constant_(fc.bias, 0.0)
+    return fc
+
+
+def build_model(
+    modality: str,
+    num_classes: int,
+    *,
+    num_segments: int = 8,
+    backbone: str = "resnet50",
+    pretrained: bool = False,
+    dropout: float = 0.5,
+    shift: bool | None = None,
+    head: str | None = None,
+    fold_div: int = 8,
+    shift_place: str = "blockres",
+) -> PANNet:
+    """Build a TSN / TSM / PAN (RGB, PA, Lite) network.
+
+    Args:
+        modality: one of :data:`MODALITIES`.
+        num_classes: classes of the classifier.
+        num_segments: ``T`` (VAP fixes it: test with the training ``T``).
+        backbone: a name from :data:`pan_lib.backbones.BACKBONES` (``resnet50`` as in the paper;
+            ``resnet_tiny`` for CPU tutorials).
+        pretrained: load torchvision ImageNet weights (downloads on first use; raises a clear error offline).
+        dropout: before the classifier (VAP's dropout, or TSN's ``fc`` Dropout).
+        shift: temporal shift on/off; default off for TSN, on for every other modality.
+        head: ``"vap"`` or ``"avg"`` (dropout + ``new_fc`` + average consensus); default VAP for
+            RGB/PA/Lite and avg for TSN/TSM.
+        fold_div: ``1/fold_div`` of the channels shift each way.
+        shift_place: ``"blockres"`` (official) or ``"block"``.
+    """
+    return PANNet(
+        modality,
+        num_classes,
+        num_segments=num_segments,
+        backbone=backbone,
+        pretrained=pretrained,
+        dropout=dropout,
+        shift=shift,
+        head=head,
+        fold_div=fold_div,
+        shift_place=shift_place,
+    )

@@ -1,0 +1,160 @@
+"""Networks: shapes and a training step per modality (tiny backbone), official key layout (meta R50),
+Lite stem, input layouts, channels_last + bf16 autocast predictions."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from pan_lib import MODALITIES, build_model, frames_per_segment
+from pan_lib.backbones import BACKBONES, PretrainedWeightsUnavailable, build_backbone
+from pan_lib.models import PANNet
+
+TINY = "resnet_tiny"
+
+
+def clip(model: PANNet, batch: int = 2, size: int = 32) -> torch.Tensor:
+    return torch.randn(batch, model.num_segments * model.new_length * 3, size, size)
+
+
+@pytest.mark.parametrize("modality", MODALITIES)
+def test_forward_backward_each_modality(modality):
+    model = build_model(modality, 5, num_segments=4, backbone=TINY)
+    assert model.new_length == frames_per_segment(modality) == (4 if modality in ("PA", "Lite") else 1)
+    x, y = clip(model), torch.tensor([1, 3])
+    out = model(x)
+    assert out.shape == (2, 5)
+    torch.nn.functional.cross_entropy(out, y).backward()
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    assert all(g is not None and torch.isfinite(g).all() for g in grads.values()), [n for n, g in grads.items() if g is None]
+    assert grads["base_model.conv1.weight"].abs().sum() > 0
+    if modality in ("PA", "Lite"):
+        assert grads["PA.shallow_conv.weight"].abs().sum() > 0
+
+
+def test_five_dim_input_equals_flat_and_bad_shape_message():
+    model = build_model("Lite", 3, num_segments=4, backbone=TINY).eval()
+    x = clip(model)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x.view(2, 4, 12, 32, 32)), model(x))
+    with pytest.raises(ValueError, match=r"expects a clip \[B, 48, H, W\]"):
+        model(torch.randn(2, 12, 32, 32))
+
+
+def test_unknown_names_list_valid_ones():
+    with pytest.raises(ValueError, match="valid: TSN, TSM, RGB, PA, Lite"):
+        build_model("Flow", 3)
+    with pytest.raises(ValueError, match="resnet_tiny"):
+        build_model("RGB", 3, backbone="resnet2")
+    with pytest.raises(ValueError, match="valid: vap, avg"):
+        build_model("RGB", 3, backbone=TINY, head="mean")
+    with pytest.raises(PretrainedWeightsUnavailable, match="pretrained=False"):
+        build_backbone(TINY, pretrained=True)
+
+
+@pytest.mark.parametrize("modality", ["Lite", "RGB", "PA"])
+def test_official_state_dict_layout(shared_dir, modality):
+    manifest = json.loads((shared_dir / "reference" / f"official_state_dict_{modality}_r50_seg8_c174.json").read_text())
+    with torch.device("meta"):
+        model = build_model(modality, 174)
+    ours = [["module." + k, list(v.shape)] for k, v in model.state_dict().items()]
+    assert ours == manifest  # same keys, same shapes, same order
+    # "first conv" of the official optimiser groups: PA.shallow_conv for PA/Lite (registered first)
+    first = next(n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d))
+    assert first == ("PA.shallow_conv" if modality != "RGB" else "base_model.conv1")
+
+
+def test_baseline_heads_and_resnet101_keys():
+    with torch.device("meta"):
+        tsn = build_model("TSN", 174)
+        tsm = build_model("TSM", 174)
+        r101 = build_model("Lite", 174, backbone="resnet101")
+        no_drop = build_model("TSM", 10, dropout=0.0)
+    keys = set(tsn.state_dict())
+    assert {"new_fc.weight", "new_fc.bias"} <= keys and not any(".net." in k for k in keys)
+    assert isinstance(tsn.base_model.fc, torch.nn.Dropout) and tsn.new_fc.weight.shape == (174, 2048)
+    assert "base_model.layer1.0.conv1.net.weight" in tsm.state_dict() and not tsn.shift
+    assert no_drop.new_fc is None and no_drop.base_model.fc.weight.shape == (10, 2048)
+    k101 = r101.state_dict()
+    assert "base_model.layer3.22.conv1.net.weight" in k101 and "base_model.layer3.21.conv1.weight" in k101
+    assert k101["base_model.conv1.weight"].shape == (64, 6, 7, 7)
+
+
+def test_avg_head_is_mean_of_per_frame_logits():
+    model = build_model("TSM", 4, num_segments=4, backbone=TINY).eval()
+    x = clip(model)
+    with torch.no_grad():
+        per_frame = model.new_fc(model.base_model(model.backbone_input(x)))  # (B*T, C)
+        torch.testing.assert_close(model(x), per_frame.view(2, 4, 4).mean(1))
+
+
+def test_lite_stem_and_inputs():
+    from pan_lib import PA
+
+    torch.manual_seed(0)
+    model = build_model("Lite", 3, num_segments=4, backbone=TINY)
+    torch.manual_seed(0)
+    PA(4)  # same random stream as the builder: PA first, then the backbone
+    rgb_stem = build_backbone(TINY).conv1.weight  # (16, 3, 7, 7)
+    expected = rgb_stem.mean(1, keepdim=True).expand(-1, 6, -1, -1)  # channel mean replicated to all 6
+    torch.testing.assert_close(model.base_model.conv1.weight, expected)
+    x = clip(model)
+    inp = model.backbone_input(x)  # (B*T, 6, H, W)
+    frames = x.view(2, 4, 4, 3, 32, 32)
+    torch.testing.assert_close(inp[:, :3], frames[:, :, 0].reshape(8, 3, 32, 32))  # first frame of each snippet
+    torch.testing.assert_close(inp[:, 3:], model.PA(x))
+
+
+def test_pa_modality_keeps_rgb_stem_and_feeds_pa():
+    model = build_model("PA", 3, num_segments=4, backbone=TINY)
+    assert model.base_model.conv1.weight.shape[1] == 3
+    x = clip(model)
+    torch.testing.assert_close(model.backbone_input(x), model.PA(x))
+
+
+def test_channels_last_and_bf16_autocast_keep_top1():
+    torch.manual_seed(0)
+    model = build_model("Lite", 10, num_segments=8, backbone=TINY, dropout=0.0).eval()
+    with torch.no_grad():  # confident, well-separated predictions (a random init gives near-ties)
+        model.PA.shallow_conv.weight.normal_(0, 0.05)
+        model.base_model.fc.pred.weight.normal_(0, 1.0)
+    x = torch.randn(6, 96, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        top2 = ref.topk(2, dim=1).values
+        assert ((top2[:, 0] - top2[:, 1]) > 0.01 * ref.abs().max()).all(), "test batch must not have near-ties"
+        cl = model.to(memory_format=torch.channels_last)
+        out_cl = cl(x.contiguous(memory_format=torch.channels_last))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out_bf16 = cl(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out_cl, ref, rtol=1e-4, atol=1e-4)
+    assert torch.equal(out_cl.argmax(1), ref.argmax(1))
+    assert torch.equal(out_bf16.float().argmax(1), ref.argmax(1))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cuda_autocast_keeps_top1(dtype):
+    torch.manual_seed(0)
+    model = build_model("Lite", 10, num_segments=8, backbone=TINY, dropout=0.0).eval()
+    with torch.no_grad():
+        model.PA.shallow_conv.weight.normal_(0, 0.05)
+        model.base_model.fc.pred.weight.normal_(0, 1.0)
+    x = torch.randn(6, 96, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        gpu = model.cuda().to(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=dtype):
+            out = gpu(x.cuda().contiguous(memory_format=torch.channels_last))
+    assert torch.equal(out.float().argmax(1).cpu(), ref.argmax(1))
+
+
+def test_tiny_backbone_is_torchvision_resnet():
+    from torchvision.models import ResNet
+
+    tiny = build_backbone(TINY)
+    assert isinstance(tiny, ResNet) and tiny.fc.in_features == BACKBONES[TINY].feature_dim == 128
+    assert sum(p.numel() for p in tiny.parameters()) < 1_000_000
+    model = build_model("Lite", 3, num_segments=8, backbone=TINY)
+    assert "base_model.layer1.0.conv1.net.weight" in model.state_dict()  # the tiny backbone is shifted too
