@@ -1,0 +1,191 @@
+"""Group transforms: the official TSN/TSM/PAN augmentations applied with ONE set of random
+parameters to every frame of a clip (PA frames included), then ImageNet normalisation.
+
+Frames come in as ``uint8`` arrays ``[F, H, W, 3]`` (RGB, F = T*m frames, segment-major) and leave as
+a float32 tensor ``[V*F*3, S, S]`` (V = number of test views, 1 for train/val)::
+
+    train:  GroupMultiScaleCrop(S, scales 1/.875/.75/.66, 13 fixed offsets) -> [flip] -> normalise
+    val:    GroupScale(scale_size) (short side) -> GroupCenterCrop(S) -> normalise
+    test:   like val (1 crop), GroupFullResSample (3 crops) or GroupOverSample (5 / 10 crops)
+
+Resizing is bilinear with antialiasing (``torch.nn.functional.interpolate(antialias=True)``, which
+follows PIL's bilinear filter used by the official code). Random choices come from a
+``numpy.random.Generator`` so a clip is reproducible under a seed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+OFFICIAL_SCALES: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
+
+
+def to_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 ``[F, H, W, 3]`` -> float32 ``[F, 3, H, W]`` in 0..255."""
+    x = torch.as_tensor(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"expected frames [F, H, W, 3], got {tuple(x.shape)}")
+    return x.permute(0, 3, 1, 2).float()  # (F, H, W, 3) -> (F, 3, H, W)
+
+
+def resize(x: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Bilinear (antialiased) resize of ``[F, 3, H, W]`` to ``[F, 3, height, width]``."""
+    if x.shape[-1] == width and x.shape[-2] == height:
+        return x
+    return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+
+
+def scale_short_side(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``GroupScale(size)``: short side -> ``size``, aspect kept (torchvision ``Resize(int)`` rule)."""
+    h, w = x.shape[-2:]
+    if min(h, w) == size:
+        return x
+    if w < h:
+        return resize(x, size, int(size * h / w))
+    return resize(x, int(size * w / h), size)
+
+
+def fixed_offsets(image_w: int, image_h: int, crop_w: int, crop_h: int,
+                  more_fix_crop: bool = True) -> list[tuple[int, int]]:
+    """The official 5 (+8 with ``more_fix_crop``) crop positions, step = (W - cw) // 4."""
+    w_step, h_step = (image_w - crop_w) // 4, (image_h - crop_h) // 4
+    ret = [(0, 0), (4 * w_step, 0), (0, 4 * h_step), (4 * w_step, 4 * h_step), (2 * w_step, 2 * h_step)]
+    if more_fix_crop:
+        ret += [(0, 2 * h_step), (4 * w_step, 2 * h_step), (2 * w_step, 4 * h_step), (2 * w_step, 0),
+                (w_step, h_step), (3 * w_step, h_step), (w_step, 3 * h_step), (3 * w_step, 3 * h_step)]
+    return ret
+
+
+@dataclass
+class GroupMultiScaleCrop:
+    """Official train crop: side ``int(min(w, h) * scale)`` (snapped to ``input_size`` within 3 px),
+    (w, h) pairs whose scale indices differ by at most ``max_distort``, one of the fixed offsets,
+    then resize to ``input_size``."""
+    input_size: int
+    scales: Sequence[float] = OFFICIAL_SCALES
+    max_distort: int = 1
+    fix_crop: bool = True
+    more_fix_crop: bool = True
+
+    def sample(self, image_w: int, image_h: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+        """Random ``(crop_w, crop_h, x, y)`` for an image of ``image_w x image_h``."""
+        base = min(image_w, image_h)
+        sizes = [int(base * s) for s in self.scales]
+        crop_h = [self.input_size if abs(s - self.input_size) < 3 else s for s in sizes]
+        crop_w = [self.input_size if abs(s - self.input_size) < 3 else s for s in sizes]
+        pairs = [(w, h) for i, h in enumerate(crop_h) for j, w in enumerate(crop_w)
+                 if abs(i - j) <= self.max_distort]
+        cw, ch = pairs[int(rng.integers(len(pairs)))]
+        cw, ch = min(cw, image_w), min(ch, image_h)
+        if self.fix_crop:
+            offsets = fixed_offsets(image_w, image_h, cw, ch, self.more_fix_crop)
+            x, y = offsets[int(rng.integers(len(offsets)))]
+        else:
+            x, y = int(rng.integers(image_w - cw + 1)), int(rng.integers(image_h - ch + 1))
+        return cw, ch, x, y
+
+    def __call__(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        cw, ch, ox, oy = self.sample(w, h, rng)
+        return resize(x[..., oy:oy + ch, ox:ox + cw], self.input_size, self.input_size)
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``GroupCenterCrop(size)`` (torchvision rounding: ``int(round((H - size) / 2))``)."""
+    h, w = x.shape[-2:]
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    if top < 0 or left < 0:
+        x = scale_short_side(x, size)
+        h, w = x.shape[-2:]
+        top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return x[..., top:top + size, left:left + size]
+
+
+def normalize(x: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
+              std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+    """0..255 ``[..., 3, H, W]`` -> ImageNet-normalised."""
+    m = torch.tensor(mean, dtype=x.dtype).view(3, 1, 1) * 255.0
+    s = torch.tensor(std, dtype=x.dtype).view(3, 1, 1) * 255.0
+    return (x - m) / s
+
+
+TEST_CROPS = (1, 3, 5, 10)
+
+
+@dataclass
+class ClipTransform:
+    """Frames ``[F, H, W, 3]`` uint8 -> clip ``[V*F*3, S, S]`` float32 (V views, crop-major).
+
+    ``mode``: "train" (multi-scale crop + optional flip), "val" (scale + centre crop), "test"
+    (``test_crops`` in 1, 3, 5, 10 as in ``test_models.py``; ``full_res`` makes crops
+    ``scale_size`` square).
+    """
+    mode: str = "train"
+    input_size: int = 224
+    scale_size: int = 256
+    flip: bool = True
+    test_crops: int = 1
+    full_res: bool = False
+    scales: Sequence[float] = OFFICIAL_SCALES
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("train", "val", "test"):
+            raise ValueError(f"unknown transform mode {self.mode!r}; valid: train, val, test")
+        if self.test_crops not in TEST_CROPS:
+            raise ValueError(f"test_crops must be one of {TEST_CROPS}, got {self.test_crops}")
+        self._crop = GroupMultiScaleCrop(self.input_size, self.scales)
+
+    @property
+    def output_size(self) -> int:
+        return self.scale_size if (self.mode == "test" and self.full_res) else self.input_size
+
+    @property
+    def num_views(self) -> int:
+        return self.test_crops if self.mode == "test" else 1
+
+    def __call__(self, frames: np.ndarray | torch.Tensor,
+                 rng: np.random.Generator | None = None) -> torch.Tensor:
+        x = to_tensor(frames)  # (F, 3, H, W) float 0..255
+        if self.mode == "train":
+            rng = rng if rng is not None else np.random.default_rng()
+            x = self._crop(x, rng)
+            if self.flip and rng.random() < 0.5:
+                x = x.flip(-1)
+            views = [x]
+        elif self.mode == "val" or self.test_crops == 1:
+            size = self.output_size
+            views = [center_crop(scale_short_side(x, self.scale_size), size)]
+        else:
+            views = self._multi_crop(scale_short_side(x, self.scale_size))
+        out = normalize(torch.stack(views))  # (V, F, 3, S, S)
+        return out.reshape(-1, *out.shape[-2:]).contiguous()  # (V, F, 3, S, S) -> (V*F*3, S, S)
+
+    def _multi_crop(self, x: torch.Tensor) -> list[torch.Tensor]:
+        size = self.output_size
+        h, w = x.shape[-2:]
+        if self.test_crops == 3:  # GroupFullResSample: left, right, centre (no flip)
+            ws, hs = (w - size) // 4, (h - size) // 4
+            offsets = [(0, 2 * hs), (4 * ws, 2 * hs), (2 * ws, 2 * hs)]
+            return [x[..., oy:oy + size, ox:ox + size] for ox, oy in offsets]
+        views = []  # GroupOverSample: 4 corners + centre, each followed by its flip for 10 crops
+        for ox, oy in fixed_offsets(w, h, size, size, more_fix_crop=False):
+            crop = x[..., oy:oy + size, ox:ox + size]
+            views.append(crop)
+            if self.test_crops == 10:
+                views.append(crop.flip(-1))
+        return views
+
+
+def build_transform(mode: str, *, input_size: int = 224, scale_size: int | None = None,
+                    flip: bool = True, test_crops: int = 1, full_res: bool = False) -> ClipTransform:
+    """The official pipeline for ``mode``; ``scale_size`` defaults to ``input_size * 256 // 224``."""
+    scale = scale_size if scale_size is not None else input_size * 256 // 224
+    return ClipTransform(mode=mode, input_size=input_size, scale_size=scale, flip=flip,
+                         test_crops=test_crops, full_res=full_res)
