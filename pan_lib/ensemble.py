@@ -1,0 +1,125 @@
+"""Test-time ensembles of separately trained networks: PAN_Full = RGB + PA, PAN_En = Lite + RGB + PA.
+
+The official ``test_models.py`` averages the raw logits of its members (``sum(coeff_k * logits_k) / K``,
+coefficients 1 by default); :class:`Ensemble` returns the weighted mean ``sum(w_k * logits_k) / sum(w_k)``,
+which is the same with equal weights and ranks classes identically for any positive weights.
+
+Usable like one model: ``Ensemble(...)(clip)`` takes the clip of the member with the most frames per
+segment (``m = 4`` when a PA/Lite member is present: ``[B, T*4*3, H, W]``) and gives ``m = 1``
+members (RGB/TSN/TSM) the **first frame of each 4-frame snippet**. This is an approximation: the
+official test protocol samples each member's frames with its own offsets (RGB takes the centre frame
+of each segment, PA/Lite a 4-frame snippet starting at it). ``pan_lib.engine``'s evaluation does that
+exact per-member sampling; use this class for demos, FLOP counts and quick checks.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from pan_lib.models import PANNet
+
+
+class Ensemble(nn.Module):
+    """Weighted mean of the raw logits of several :class:`PANNet` members.
+
+    Args:
+        members: ``{name: model}`` or a list (names are then the members' modalities, numbered when
+            repeated). All members must share ``num_segments`` and ``num_classes``.
+        weights: per-member weights (a list in member order or a ``{name: weight}`` dict); equal by default.
+    Attributes:
+        modality ("Full", "En" or "Ensemble"), num_segments, num_classes, new_length (the largest
+        member's frames per segment), names, weights.
+    """
+
+    def __init__(
+        self,
+        members: Mapping[str, PANNet] | Sequence[PANNet],
+        weights: Sequence[float] | Mapping[str, float] | None = None,
+        *,
+        modality: str = "Ensemble",
+    ) -> None:
+        super().__init__()
+        if isinstance(members, Mapping):
+            named = dict(members)
+        else:
+            named = {}
+            for m in members:
+                key, i = m.modality, 2
+                while key in named:
+                    key, i = f"{m.modality}{i}", i + 1
+                named[key] = m
+        if not named:
+            raise ValueError("an ensemble needs at least one member")
+        segs = {n: m.num_segments for n, m in named.items()}
+        classes = {n: m.num_classes for n, m in named.items()}
+        if len(set(segs.values())) > 1 or len(set(classes.values())) > 1:
+            raise ValueError(f"ensemble members must agree on num_segments and num_classes: segments {segs}, "
+                             f"classes {classes}")
+        self.members = nn.ModuleDict(named)
+        self.names = list(named)
+        if weights is None:
+            w = [1.0] * len(named)
+        elif isinstance(weights, Mapping):
+            unknown = set(weights) - set(named)
+            if unknown:
+                raise ValueError(f"weights for unknown members {sorted(unknown)}; members: {self.names}")
+            w = [float(weights.get(n, 1.0)) for n in self.names]
+        else:
+            w = [float(x) for x in weights]
+            if len(w) != len(named):
+                raise ValueError(f"{len(w)} weights for {len(named)} members ({self.names})")
+        if any(x < 0 for x in w) or sum(w) <= 0:
+            raise ValueError(f"weights must be non-negative with a positive sum, got {w}")
+        self.weights = w
+        self.modality = modality
+        self.num_segments = next(iter(segs.values()))
+        self.num_classes = next(iter(classes.values()))
+        self.new_length = max(m.new_length for m in named.values())
+
+    @classmethod
+    def full(cls, rgb: PANNet, pa: PANNet, weights: Sequence[float] | None = None) -> Ensemble:
+        """PAN_Full: RGB + PA."""
+        _check(rgb, "RGB", "rgb")
+        _check(pa, "PA", "pa")
+        return cls({"RGB": rgb, "PA": pa}, weights, modality="Full")
+
+    @classmethod
+    def en(cls, lite: PANNet, rgb: PANNet, pa: PANNet, weights: Sequence[float] | None = None) -> Ensemble:
+        """PAN_En: Lite + RGB + PA (officially tested with 2 clips at 256x256, see ``pan_lib.engine``)."""
+        _check(lite, "Lite", "lite")
+        _check(rgb, "RGB", "rgb")
+        _check(pa, "PA", "pa")
+        return cls({"Lite": lite, "RGB": rgb, "PA": pa}, weights, modality="En")
+
+    def member_input(self, x: Tensor, member: PANNet) -> Tensor:
+        """The ensemble clip cut down to a member's frames per segment (first frames of each snippet)."""
+        t, m = self.num_segments, self.new_length
+        h, w = x.shape[-2:]
+        if x.numel() != x.shape[0] * t * m * 3 * h * w:
+            raise ValueError(f"{self.modality} ensemble expects [B, {t * m * 3}, H, W] or [B, {t}, {m * 3}, H, W] "
+                             f"({t} segments x {m} frames), got {tuple(x.shape)}")
+        if member.new_length == m:
+            return x
+        clip = x.reshape(x.shape[0], t, m, 3, h, w)  # (B, T*m*3, H, W) -> (B, T, m, 3, H, W)
+        first = clip[:, :, : member.new_length]  # (B, T, m', 3, H, W)
+        return first.reshape(x.shape[0], t * member.new_length * 3, h, w)  # -> (B, T*m'*3, H, W)
+
+    def forward_members(self, x: Tensor) -> dict[str, Tensor]:
+        """Raw logits ``[B, C]`` of every member."""
+        return {name: member(self.member_input(x, member)) for name, member in self.members.items()}
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Clip ``[B, T*m*3, H, W]`` (m = :attr:`new_length`) -> weighted mean of member logits ``[B, C]``."""
+        logits = self.forward_members(x)
+        total = sum(w * logits[n].float() for n, w in zip(self.names, self.weights))
+        return total / sum(self.weights)
+
+    def extra_repr(self) -> str:
+        return f"modality={self.modality!r}, members={self.names}, weights={self.weights}"
+
+
+def _check(model: PANNet, modality: str, arg: str) -> None:
+    if getattr(model, "modality", None) != modality:
+        raise ValueError(f"{arg} must be a {modality} network, got {getattr(model, 'modality', type(model).__name__)}")
