@@ -23,6 +23,8 @@ _EXPORTS = {
     "Ensemble": "pan_lib.ensemble",
     "load_checkpoint": "pan_lib.checkpoints",
     "save_official_checkpoint": "pan_lib.checkpoints",
+    "parse_checkpoint_name": "pan_lib.checkpoints",
+    "official_checkpoint_name": "pan_lib.checkpoints",
     "count_flops": "pan_lib.flops",
 }
 
