@@ -87,23 +87,23 @@ def build_optimizer(model: nn.Module, *, lr: float, momentum: float = 0.9, weigh
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
-def lr_factor(epoch: float, *, epochs: int, lr_type: str = "step", lr_steps: Sequence[float] = (),
-              warmup_epochs: float = 0.0) -> float:
-    """Multiplier of the base lr at (fractional) `epoch`.
+def lr_factor(epoch: int, *, epochs: int, lr_type: str = "step", lr_steps: Sequence[float] = (),
+              warmup_epochs: float = 0.0, fraction: float = 1.0) -> float:
+    """Multiplier of the base lr in epoch `epoch` (0-based).
 
-    The official schedule changes at epoch boundaries, so `epoch` is floored for step/cos; the
-    optional warm-up ramps linearly over the first `warmup_epochs`; the trainer passes
-    `epoch + (step + 1) / steps_per_epoch` so the first step already has a non-zero lr.
+    The official schedule changes at epoch boundaries (step: `0.1 ** #steps passed`; cos:
+    `0.5 (1 + cos(pi epoch / epochs))`). The optional warm-up ramps linearly per iteration over the
+    first `warmup_epochs`; `fraction` in (0, 1] is how far into the epoch the current step ends.
     """
-    whole = math.floor(epoch + 1e-9)
     if lr_type == "step":
-        factor = 0.1 ** sum(whole >= s for s in lr_steps)
+        factor = 0.1 ** sum(epoch >= s for s in lr_steps)
     elif lr_type == "cos":
-        factor = 0.5 * (1 + math.cos(math.pi * whole / epochs))
+        factor = 0.5 * (1 + math.cos(math.pi * epoch / epochs))
     else:
         raise ValueError(f"unknown lr_type {lr_type!r}; valid: step, cos")
-    if warmup_epochs > 0 and epoch < warmup_epochs:
-        factor *= max(epoch, 0.0) / warmup_epochs
+    progress_epochs = epoch + fraction
+    if warmup_epochs > 0 and progress_epochs < warmup_epochs:
+        factor *= progress_epochs / warmup_epochs
     return factor
 
 

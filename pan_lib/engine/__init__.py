@@ -1,0 +1,52 @@
+"""Training and evaluation engine: configs, official recipes, train(), evaluate(), run records.
+
+    from pan_lib.engine import TrainConfig, EvalConfig, train, evaluate
+    result = train(TrainConfig.from_recipe("embedded", "Lite", seed=1))
+    ev = evaluate([result.best_checkpoint], EvalConfig(dataset="embedded"))
+
+`train` and `evaluate` are both functions and submodules; they are imported here so that the
+package attributes are the functions (`pan_lib.engine.train.train` stays reachable through
+`import pan_lib.engine.train`/`sys.modules`). The rest is imported lazily.
+"""
+from __future__ import annotations
+
+import importlib
+
+from pan_lib.engine.evaluate import EvalResult, evaluate  # noqa: E402  (binds the function over the submodule)
+from pan_lib.engine.train import NonFiniteLossError, RunResult, train  # noqa: E402
+
+_EXPORTS = {
+    "TrainConfig": "pan_lib.engine.config",
+    "EvalConfig": "pan_lib.engine.config",
+    "ConfigError": "pan_lib.engine.config",
+    "get_recipe": "pan_lib.engine.recipes",
+    "recipe_table": "pan_lib.engine.recipes",
+    "train": "pan_lib.engine.train",
+    "RunResult": "pan_lib.engine.train",
+    "NonFiniteLossError": "pan_lib.engine.train",
+    "evaluate": "pan_lib.engine.evaluate",
+    "EvalResult": "pan_lib.engine.evaluate",
+    "load_scores": "pan_lib.engine.evaluate",
+    "official_param_groups": "pan_lib.engine.optim",
+    "build_optimizer": "pan_lib.engine.optim",
+    "lr_factor": "pan_lib.engine.optim",
+    "SpeedMonitor": "pan_lib.engine.speed",
+    "progress": "pan_lib.engine.progress",
+    "find_records": "pan_lib.engine.records",
+    "load_record": "pan_lib.engine.records",
+    "export_official": "pan_lib.engine.export",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pan_lib.engine' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,141 @@
+"""Datasets and loaders as the engine uses them: reproducible per clip, resumable, sharded.
+
+`EpochSeeded` makes every clip's random choices (segment offsets, crop, flip) a function of
+(seed, epoch, index) alone — not of worker count, worker assignment, batch size, the number of
+processes or where a resumed run starts — which is what makes exact resume and the DDP
+equivalence hold.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+log = logging.getLogger(__name__)
+
+
+def clip_seed(seed: int, epoch: int, index: int) -> int:
+    """A 32-bit seed for one clip of one epoch."""
+    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, epoch, index]).generate_state(1)[0])
+
+
+class EpochSeeded(Dataset):
+    """Wrap a dataset so item `i` of epoch `e` is drawn with RNGs seeded from (seed, e, i).
+
+    Seeds python `random`, numpy's global RNG and torch's CPU RNG around the inner `__getitem__`
+    (and restores them afterwards, so the training loop's own random stream — dropout — is not
+    disturbed when loading happens in the main process). Datasets that draw from their own
+    generator get it through `set_clip_seed(seed)` when they define that method.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int = 0) -> None:
+        self.dataset, self.seed, self.epoch = dataset, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> Any:  # expose records, classes, ... of the inner dataset
+        if name in ("dataset", "seed", "epoch"):
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __getitem__(self, index: int):
+        s = clip_seed(self.seed, self.epoch, int(index))
+        py_state, np_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        try:
+            random.seed(s)
+            np.random.seed(s)
+            torch.manual_seed(s)
+            setter = getattr(self.dataset, "set_clip_seed", None)
+            if setter is not None:
+                setter(s)
+            return self.dataset[index]
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+            torch.set_rng_state(torch_state)
+
+
+def unpack_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(clip, label, index) from a batch of `(clip, label, index)` or `(clip, label)` items."""
+    if isinstance(batch, (list, tuple)):
+        if len(batch) >= 3:
+            return batch[0], batch[1], batch[2]
+        if len(batch) == 2:
+            return batch[0], batch[1], None
+    raise ValueError("dataset items must be (clip, label, index) or (clip, label) tuples")
+
+
+@dataclass
+class DataBundle:
+    """What the engine needs to know about a data set split."""
+
+    dataset: Dataset
+    num_classes: int
+    fingerprint: str | None
+    classes: list[str] | None
+    source: str | None
+    root: str | None
+
+
+def _video_ids(dataset: Dataset) -> list[str] | None:
+    """Per-item video ids (folder / file names) when the dataset exposes them."""
+    for attr in ("video_ids", "names"):
+        ids = getattr(dataset, attr, None)
+        if ids is not None:
+            return [str(x) for x in (ids() if callable(ids) else ids)]
+    records = getattr(dataset, "records", None)
+    if records is not None:
+        out = []
+        for r in records:
+            for attr in ("video_id", "path", "name"):
+                if hasattr(r, attr):
+                    out.append(str(getattr(r, attr)))
+                    break
+            else:
+                return None
+        return out
+    return None
+
+
+def build_split(dataset_name: str, data_root: str | None, split: str, *, modality: str, num_segments: int,
+                input_size: int, scale_size: int, source: str = "auto", test_crops: int = 1,
+                full_res: bool = False, twice_sample: bool = False, dense_sample: bool = False,
+                mode: str | None = None) -> DataBundle:
+    """A `VideoClipDataset` for one split of a prepared data set (`pan_lib.data.registry`).
+
+    mode defaults to "train" for the train split and "val" otherwise (1 clip, centre crop: the
+    official in-training validation); evaluation asks for "test" with its crops/clips. The
+    embedded data set is generated on first use when it is not there.
+    """
+    from pan_lib.data import registry
+    from pan_lib.models import frames_per_segment
+
+    try:
+        prepared = registry.find_prepared(dataset_name, data_root, source=source)
+    except registry.DatasetNotPreparedError:
+        if dataset_name != "embedded":
+            raise
+        log.info("the embedded data set is not prepared in %s; generating it (once)",
+                 data_root or registry.default_data_root("embedded"))
+        prepared = registry.prepare_embedded(data_root, progress="off")
+    mode = mode or ("train" if split == "train" else "val")
+    extra: dict[str, Any] = {}
+    if mode == "test":
+        extra.update(test_crops=test_crops, full_res=full_res, twice_sample=twice_sample)
+    if dense_sample:
+        extra["dense_sample"] = True
+    dataset = registry.build_dataset(prepared, split, num_segments=num_segments,
+                                     new_length=frames_per_segment(modality), mode=mode, input_size=input_size,
+                                     scale_size=scale_size, **extra)
+    return DataBundle(dataset=dataset, num_classes=prepared.num_classes, fingerprint=prepared.fingerprint,
+                      classes=list(prepared.classes), source=prepared.source, root=str(prepared.root))
