@@ -158,3 +158,19 @@ def test_tiny_backbone_is_torchvision_resnet():
     assert sum(p.numel() for p in tiny.parameters()) < 1_000_000
     model = build_model("Lite", 3, num_segments=8, backbone=TINY)
     assert "base_model.layer1.0.conv1.net.weight" in model.state_dict()  # the tiny backbone is shifted too
+
+
+def test_pa_models_benchmark_rows_smoke():
+    """The benchmark's row builders on a tiny setting (no timing asserted: speed targets live in the bench)."""
+    from pan_lib.bench import BENCHMARKS
+    from pan_lib.bench.pa_models import PAModelsBenchConfig, pa_rows, target_rows, train_step_rows
+
+    assert BENCHMARKS["pa_models"][0] == "pan_lib.bench.pa_models"
+    cfg = PAModelsBenchConfig.for_mode(True, size=16, min_seconds=0.0, warmup=0, tiny_size=16, tiny_batch=2)
+    rows = pa_rows(cfg) + train_step_rows(cfg)
+    assert {r["section"] for r in rows} == {"PA", "train_step"}
+    assert all(r["rate"] > 0 and r["ms_per_call"] > 0 for r in rows)
+    targets = target_rows(rows)
+    assert targets and targets[0]["target"] == ">= 5" and isinstance(targets[0]["met"], bool)
+    with pytest.raises(ValueError, match="unknown option"):
+        PAModelsBenchConfig.for_mode(True, size_px=3)
