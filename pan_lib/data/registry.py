@@ -170,7 +170,9 @@ def find_prepared(name: str, data_root: str | Path | None = None, source: str = 
 
     return PreparedDataset(name=name, root=prepared_root, train_list=_p("train"), val_list=_p("val"),
                            test_list=_p("test"), source=source, classes=read_classes(classes_file),
-                           fingerprint=str(manifest.get("fingerprint", "")), data_dir=data_dir,
+                           fingerprint=str((manifest.get("extraction") or {}).get("fingerprint", "")
+                                           if source == "frames" and manifest.get("extraction")
+                                           else manifest.get("fingerprint", "")), data_dir=data_dir,
                            image_tmpl=manifest.get("image_tmpl", info.image_tmpl), manifest=manifest)
 
 

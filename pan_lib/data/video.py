@@ -126,19 +126,20 @@ def _read_pyav(path: str, indices: np.ndarray) -> np.ndarray:
     wanted = set(int(i) for i in indices)
     last = max(wanted)
     got: dict[int, np.ndarray] = {}
+    decoded = 0
     with av.open(path) as container:
         if not container.streams.video:
             raise VideoReadError(f"{path}: no video stream")
         stream = container.streams.video[0]
         for i, frame in enumerate(container.decode(stream)):
+            decoded = i + 1
             if i in wanted:
                 got[i] = frame.to_ndarray(format="rgb24")
             if i >= last:
                 break
     if len(got) < len(wanted):
-        decoded = max(got) + 1 if got else 0
         raise VideoReadError(f"{path}: truncated or corrupt, frame {last} requested but only "
-                             f"{decoded if decoded else 'no'} frame(s) decodable")
+                             f"{decoded} frame(s) decodable")
     return np.stack([got[int(i)] for i in indices])  # (F, H, W, 3)
 
 
