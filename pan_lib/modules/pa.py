@@ -19,7 +19,8 @@ Two implementations of the same maths live here:
   it convolves the ``m-1`` frame differences (3 convolutions per snippet instead of 4) in
   channels-last layout (the 8-channel norm then runs over the innermost dimension) and processes
   snippets in chunks on the CPU to keep intermediates in cache-friendly sizes. The ``+1e-6`` stays
-  inside the norm, so identical frames give a finite gradient.
+  inside the norm (it is added to every channel, i.e. it is a conv bias, and rides in the conv), so
+  identical frames give a finite gradient.
 
 The official module no longer runs on PyTorch >= 1.11 (``nn.PairwiseDistance`` changed the dimension
 it reduces); both functions here reduce explicitly over the channel dimension, which is what the
@@ -82,13 +83,24 @@ def pa_reference_loop(frames: Tensor, weight: Tensor, bias: Tensor | None, n_len
 def _pa_from_differences(snippets: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """``[S, m, 3, H, W]`` -> ``[S, m-1, H, W]`` by convolving the frame differences."""
     s, m, _, h, w = snippets.shape
-    diffs = (snippets[:, :-1] - snippets[:, 1:]).reshape(-1, 3, h, w)  # (S, m-1, 3, H, W) -> (S*(m-1), 3, H, W)
-    diffs = diffs.contiguous(memory_format=torch.channels_last)
-    # bias - bias is exactly zero: the bias cancels mathematically, but keeping it in the graph gives it
-    # a (zero) gradient, so optimisers and DDP see every parameter used, as in the official module.
-    zero_bias = None if bias is None else bias - bias
-    feats = F.conv2d(diffs, weight, zero_bias, stride=1, padding=weight.shape[-1] // 2)  # (S*(m-1), 8, H, W) NHWC
-    pa = torch.linalg.vector_norm(feats + PA_EPS, ord=2, dim=1)  # (S*(m-1), H, W)
+    device_type = snippets.device.type
+    if snippets.requires_grad and torch.is_grad_enabled():
+        diffs = (snippets[:, :-1] - snippets[:, 1:]).reshape(-1, 3, h, w)  # (S, m-1, 3, H, W) -> (S*(m-1), 3, H, W)
+        diffs = diffs.contiguous(memory_format=torch.channels_last)
+    else:  # write the differences straight into channels-last (and the autocast dtype): one pass, no copies
+        autocast = torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
+        dtype = torch.get_autocast_dtype(device_type) if autocast else snippets.dtype
+        diffs = torch.empty((s * (m - 1), 3, h, w), dtype=dtype, device=snippets.device,
+                            memory_format=torch.channels_last)
+        torch.sub(snippets[:, :-1], snippets[:, 1:], out=diffs.view(s, m - 1, 3, h, w))  # (S*(m-1), 3, H, W) NHWC
+    # The conv bias cancels in the difference; PA's +1e-6 (added to every channel before the norm) is
+    # exactly a per-channel bias, so it rides in the conv for free. `bias - bias` keeps the real bias in
+    # the graph with an exactly zero gradient, so optimisers and DDP see every parameter used.
+    eps_bias = torch.full((weight.shape[0],), PA_EPS, dtype=weight.dtype, device=weight.device)
+    if bias is not None:
+        eps_bias = eps_bias + (bias - bias)
+    feats = F.conv2d(diffs, weight, eps_bias, stride=1, padding=weight.shape[-1] // 2)  # (S*(m-1), 8, H, W) NHWC
+    pa = torch.linalg.vector_norm(feats, ord=2, dim=1)  # L2 over the 8 channels (innermost in NHWC): (S*(m-1), H, W)
     return pa.view(s, m - 1, h, w)  # (S*(m-1), H, W) -> (S, m-1, H, W)
 
 
