@@ -48,6 +48,7 @@ class MotionBenchConfig:
     min_repeats: int = 3
     slow_pairs: int = 6  # pairs per call for TV-L1 and RAFT
     raft_weights: str = "auto"  # trained weights when cached, else random (labelled)
+    flow_methods: tuple[str, ...] = ("tvl1", "farneback", "dis_ultrafast", "dis_medium", "raft_small", "raft_large")
 
     @classmethod
     def for_mode(cls, quick: bool, **overrides) -> "MotionBenchConfig":
@@ -139,7 +140,8 @@ def _pa_rows(frames: np.ndarray, cfg: MotionBenchConfig) -> list[dict]:
         log.info("timing %s (%s, %s, %d clip(s))", method, precision, layout, clips)
         seconds, repeats = _median_seconds(call, cfg, sync)
         pairs = pairs_per_clip * clips
-        rows.append(dict(method=method, kind="PA", implementation=impl, precision=precision, layout=layout,
+        label = f"{method} {precision.split()[0]}, {clips} clip{'s' if clips > 1 else ''}/call"
+        rows.append(dict(method=label, kind="PA", implementation=impl, precision=precision, layout=layout,
                          clips_per_call=clips, device=cfg.device, pairs_per_call=pairs, repeats=repeats,
                          ms_per_pair=seconds / pairs * 1e3, pairs_per_s=pairs / seconds, note=""))
         del x
@@ -152,7 +154,10 @@ def _flow_rows(frames: np.ndarray, cfg: MotionBenchConfig) -> list[dict]:
     # the same 24 pairs PA sees: consecutive frames inside each 4-frame segment
     segments = frames.reshape(NUM_SEGMENTS, FRAMES_PER_SEGMENT, *frames.shape[1:])  # (F,H,W,3)->(T,m,H,W,3)
     rows = []
-    for method in ("tvl1", "farneback", "dis_ultrafast", "dis_medium", "raft_small", "raft_large"):
+    missing = {"tvl1", "dis_ultrafast"} - set(cfg.flow_methods)
+    if missing:
+        raise ValueError(f"flow_methods must include {sorted(missing)} (the ratios are taken against them)")
+    for method in cfg.flow_methods:
         is_raft = method.startswith("raft")
         device = cfg.device if is_raft else "cpu"
         try:
@@ -197,7 +202,7 @@ def measure(cfg: MotionBenchConfig) -> list[dict]:
 
 def summary_lines(rows: list[dict]) -> list[str]:
     """Plain sentences with the ratios the issue asks about (all from this run)."""
-    pa = [r for r in rows if r["kind"] == "PA" and r["method"] == "PA, ours"]
+    pa = [r for r in rows if r["kind"] == "PA" and r["method"].startswith("PA, ours")]
     best = max(pa, key=lambda r: r["pairs_per_s"])
     naive = next(r for r in rows if r["implementation"].startswith("conv every frame"))
     tvl1 = next(r for r in rows if r["implementation"] == "tvl1")

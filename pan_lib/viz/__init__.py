@@ -24,6 +24,7 @@ _EXPORTS = {
     "pa_maps": "pan_lib.viz.maps",
     "random_pa": "pan_lib.viz.maps",
     "learned_pa": "pan_lib.viz.maps",
+    "most_active_segment": "pan_lib.viz.maps",
     "motion_figure": "pan_lib.viz.figures",
     "pair_figure": "pan_lib.viz.figures",
     "speed_figure": "pan_lib.viz.figures",

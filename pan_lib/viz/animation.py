@@ -11,7 +11,7 @@ from pan_lib.viz.colour import robust_max
 
 
 def pa_animation(frames: np.ndarray, maps: np.ndarray, *, cmap: str = "magma", fps: float = 4.0,
-                 title: str = "PA over the clip", vmax: float | None = None):
+                 title: str = "PA over the clip", vmax: float | None = None, dpi: int = 72):
     """FuncAnimation over pairs: frames (F, H, W, 3) uint8, maps (F-1, H, W); one colour scale."""
     import matplotlib.pyplot as plt
     from matplotlib.animation import FuncAnimation
@@ -19,7 +19,7 @@ def pa_animation(frames: np.ndarray, maps: np.ndarray, *, cmap: str = "magma", f
     if maps.shape[0] != frames.shape[0] - 1:
         raise ValueError(f"expected {frames.shape[0] - 1} PA maps for {frames.shape[0]} frames, got {maps.shape[0]}")
     vmax = robust_max(maps) if vmax is None else vmax
-    fig, (ax_rgb, ax_pa) = plt.subplots(1, 2, figsize=(5.0, 2.6), layout="constrained")
+    fig, (ax_rgb, ax_pa) = plt.subplots(1, 2, figsize=(5.0, 2.6), dpi=dpi, layout="constrained")
     rgb = ax_rgb.imshow(frames[0])
     pa = ax_pa.imshow(maps[0], cmap=cmap, vmin=0.0, vmax=vmax)
     for ax in (ax_rgb, ax_pa):

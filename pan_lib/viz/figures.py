@@ -130,6 +130,6 @@ def speed_figure(rows: Sequence[dict], *, title: str = "Frame pairs per second (
     ax.set_xscale("log")
     ax.set_xlabel("frame pairs / s")
     for i, s in enumerate(speeds):
-        ax.text(s, i, f" {s:,.3g}", va="center", fontsize=6)
+        ax.text(s, i, f" {s:,.0f}" if s >= 100 else f" {s:.3g}", va="center", fontsize=6)
     ax.set_title(title, fontsize=9)
     return fig

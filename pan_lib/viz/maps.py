@@ -71,6 +71,11 @@ def pa_maps(frames: np.ndarray, pa_module, device: str = "cpu") -> np.ndarray:
     return out[: n_frames - 1].float().cpu().numpy()
 
 
+def most_active_segment(segments: np.ndarray, pa_module) -> int:
+    """Index of the segment with the highest mean PA: (S, m, H, W, 3) -> s (where something moves)."""
+    return int(np.argmax([pa_maps(seg, pa_module).mean() for seg in segments]))
+
+
 def learned_pa(checkpoint: str | Path):
     """The trained PA module (shallow conv) of a PA or Lite checkpoint."""
     from pan_lib.checkpoints import load_checkpoint

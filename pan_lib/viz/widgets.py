@@ -34,7 +34,8 @@ class MotionExplorer:
 
     def __init__(self, videos: Mapping[str, VideoSegments], *, pa_modules: Mapping[str, object] | None = None,
                  flow_estimators: Mapping[str, object] | None = None, cmap: str = "magma",
-                 flow_style: str = "colour", device: str = "cpu", dpi: int = 72, play_interval_ms: int = 800):
+                 flow_style: str = "colour", device: str = "cpu", dpi: int = 72, play_interval_ms: int = 800,
+                 video: str | None = None, segment: int = 0):
         import ipywidgets as w
 
         if not videos:
@@ -51,10 +52,14 @@ class MotionExplorer:
         self.flow_estimators = dict(flow_estimators or {})
         self.device, self.dpi = device, dpi
 
-        first = next(iter(self._sources))
+        first = video if video is not None else next(iter(self._sources))
+        if first not in self._sources:
+            raise ValueError(f"unknown video {first!r}; valid: {', '.join(self._sources)}")
         n_segments, n_frames = self.segments(first).shape[:2]
+        if not 0 <= segment < n_segments:
+            raise ValueError(f"segment {segment} out of range 0..{n_segments - 1}")
         self.video = w.Dropdown(options=list(self._sources), value=first, description="video")
-        self.segment = w.IntSlider(0, 0, n_segments - 1, description="segment", continuous_update=False)
+        self.segment = w.IntSlider(segment, 0, n_segments - 1, description="segment", continuous_update=False)
         self.pair = w.IntSlider(0, 0, n_frames - 2, description="frame pair", continuous_update=False)
         self.cmap = w.Dropdown(options=list(COLORMAPS), value=cmap, description="colormap")
         self.flow_style = w.ToggleButtons(options=list(FLOW_STYLES), value=flow_style, description="flow",
