@@ -174,3 +174,29 @@ def test_pa_models_benchmark_rows_smoke():
     assert targets and targets[0]["target"] == ">= 5" and isinstance(targets[0]["met"], bool)
     with pytest.raises(ValueError, match="unknown option"):
         PAModelsBenchConfig.for_mode(True, size_px=3)
+
+
+def test_pretrained_download_failure_is_explained(monkeypatch):
+    from urllib.error import URLError
+
+    from torchvision.models._api import WeightsEnum
+
+    def offline(self, *args, **kwargs):
+        raise URLError("no network")
+
+    monkeypatch.setattr(WeightsEnum, "get_state_dict", offline)
+    with pytest.raises(PretrainedWeightsUnavailable, match=r"resnet18-f37072fd\.pth.*pretrained=False"):
+        build_model("RGB", 3, num_segments=2, backbone="resnet18", pretrained=True)
+
+
+def test_same_seed_same_model_and_outputs():
+    def make():
+        torch.manual_seed(3)
+        return build_model("Lite", 4, num_segments=4, backbone=TINY).eval()
+
+    a, b = make(), make()
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    x = torch.randn(1, 48, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x))
