@@ -29,23 +29,24 @@ def test_options_are_checked():
 def test_tiny_run_writes_all_rows_with_ratios(tmp_path, monkeypatch):
     # a full pass at 32x32 with one timed call per row: checks the wiring, not the speed
     monkeypatch.setattr(mc.MotionBenchConfig, "for_mode",
-                        classmethod(lambda cls, quick, **kw: cls(quick=True, min_seconds=0.0, min_repeats=1,
+                        classmethod(lambda cls, quick, **kw: cls(quick=True, rounds=1, round_seconds=0.0,
                                                                 slow_pairs=1, size=32,
-                                                                flow_methods=("tvl1", "dis_ultrafast", "raft_small"),
+                                                                flow_methods=("tvl1", "dis_ultrafast"),
                                                                 **kw)))
     paths = mc.run(tmp_path, quick=True)
     assert [p.name for p in paths] == ["motion_cues.csv", "motion_cues.md", "motion_cues.json", "motion_cues.png"]
     data = json.loads(paths[2].read_text())
     rows = data["rows"]
-    assert len(rows) == 8 and len({r["method"] for r in rows}) == 8
+    assert len(rows) == 7 and len({r["method"] for r in rows}) == 7
+    assert all(r["calls"] == 1 for r in rows)
     assert sum(r["kind"] == "PA" for r in rows) == 5
     tvl1 = next(r for r in rows if r["implementation"] == "tvl1")
     assert tvl1["x_vs_tvl1"] == 1.0
     for r in rows:
         assert r["pairs_per_s"] > 0
         assert r["x_vs_tvl1"] == pytest.approx(r["pairs_per_s"] / tvl1["pairs_per_s"])
-    raft = [r for r in rows if r["implementation"].startswith("raft")]
-    assert len(raft) == 1 and (raft[0]["note"] == "" or "speed only" in raft[0]["note"])
     md = paths[1].read_text()
     assert "python -m pan_lib.bench motion_cues --quick" in md and "x TV-L1" in md and "DIS ultrafast" in md
+    with pytest.raises(ValueError, match="must include"):
+        mc._flow_cases(mc.bench_frames(size=32), mc.MotionBenchConfig(flow_methods=("farneback",)))
     assert data["provenance"]["git_sha"] and data["provenance"]["config"]["size"] == 32
