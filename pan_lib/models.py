@@ -29,8 +29,6 @@ Module names equal the official ones minus ``module.`` (``PA.shallow_conv.weight
 """
 from __future__ import annotations
 
-import logging
-
 import torch
 from torch import Tensor, nn
 
@@ -38,8 +36,6 @@ from pan_lib.backbones import BACKBONES, build_backbone
 from pan_lib.modules.pa import PA
 from pan_lib.modules.temporal_shift import SHIFT_PLACES, make_temporal_shift
 from pan_lib.modules.vap import VAP
-
-log = logging.getLogger(__name__)
 
 MODALITIES = ("TSN", "TSM", "RGB", "PA", "Lite")
 HEADS = ("vap", "avg")
