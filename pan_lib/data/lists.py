@@ -56,7 +56,8 @@ def _lines(path: Path) -> Iterable[tuple[int, str]]:
 
 
 def sniff_format(path: str | Path) -> str:
-    """Guess the list format from the first line (2 fields -> videos, 3 -> pan, 4+ -> ambiguous)."""
+    """Guess the list format from the first line: 2 fields -> mmaction2 videos, 3 -> pan, 4+ integer
+    fields after the path -> mmaction2 rawframes (multi-label), else a pan line whose path has spaces."""
     path = Path(path)
     for _, line in _lines(path):
         parts = line.split()
@@ -65,7 +66,10 @@ def sniff_format(path: str | Path) -> str:
         if len(parts) == 3:
             return "pan"
         if len(parts) >= 4:
-            return "mmaction2-rawframes"
+            if all(t.lstrip("-").isdigit() for t in parts[1:]):
+                return "mmaction2-rawframes"
+            return "pan"  # a path with spaces
+
         break
     return "pan"
 
