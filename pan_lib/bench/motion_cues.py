@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import sys
 import time
@@ -262,8 +263,10 @@ def run(out_dir: Path, quick: bool = False, device: str = "cpu", **overrides) ->
     from pan_lib.viz.figures import speed_figure
 
     cfg = MotionBenchConfig.for_mode(quick, device=device, **overrides)
+    load_start = os.getloadavg()[0]
     rows = measure(cfg)
     meta = provenance(config=asdict(cfg), device=cfg.device)
+    meta["load_average_1min"] = {"start": load_start, "end": os.getloadavg()[0], "cpu_count": os.cpu_count()}
     meta["frames"] = (f"{NUM_SEGMENTS}x{FRAMES_PER_SEGMENT} frames at {cfg.size}x{cfg.size}, "
                       "synthetic rotating/zooming texture + moving disc (pan_lib.bench.motion_cues.bench_frames)")
     stem = Path(out_dir) / (NAME if not cfg.device.startswith("cuda") else f"{NAME}_cuda")
@@ -275,7 +278,11 @@ def run(out_dir: Path, quick: bool = False, device: str = "cpu", **overrides) ->
              f"({meta['device'].get('torch_threads')} threads)" + (" [quick]" if quick else ""))
     paths = write_table(rows, stem, title=title, meta=meta, command=command)
     md = paths[1]
-    md.write_text(md.read_text() + "\n" + "\n".join(summary_lines(rows)) + "\n")
+    load = meta["load_average_1min"]
+    md.write_text(md.read_text() + "\n" + "\n".join(summary_lines(rows)) + "\n"
+                  + f"- Machine load (1-min load average) at start/end: {load['start']:.1f}/{load['end']:.1f} on "
+                  f"{load['cpu_count']} CPUs. Other jobs inflate absolute times (multi-threaded torch more than "
+                  "OpenCV); rows are timed round-robin so ratios within this run stay comparable.\n")
     fig = speed_figure(rows, title=title)
     png = stem.with_suffix(".png")
     fig.savefig(png, dpi=90)
