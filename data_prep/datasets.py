@@ -154,8 +154,7 @@ def write_prepared(out: Path, name: str, *, classes: Sequence[str], lists: dict[
     manifest = {
         "name": name, "format_version": FORMAT_VERSION, "num_classes": len(classes),
         "classes_file": CLASSES_FILE, "image_tmpl": image_tmpl or info.image_tmpl,
-        "video_root": str(video_root.resolve()) if video_root else None,
-        "frames_root": str(frames_root.resolve()) if frames_root else None,
+        "video_root": _portable(video_root, out), "frames_root": _portable(frames_root, out),
         "lists": manifest_lists, "counts": counts, "options": dict(options or {}),
         "source_files": {p.name: str(Path(p).resolve()) for p in source_files},
         "source_fingerprint": fingerprint_files([p for p in source_files if Path(p).is_file()]) if source_files else None,
@@ -168,6 +167,17 @@ def write_prepared(out: Path, name: str, *, classes: Sequence[str], lists: dict[
     tmp.replace(path)
     log.info("prepared %s in %s: %s", name, out, counts)
     return path
+
+
+def _portable(path: Path | None, out: Path) -> str | None:
+    """Relative to the prepared folder when inside it (the folder can then be moved), else absolute."""
+    if path is None:
+        return None
+    path, out = Path(path).resolve(), Path(out).resolve()
+    try:
+        return path.relative_to(out).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def update_manifest(out: Path, **changes: Any) -> dict:

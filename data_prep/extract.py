@@ -89,6 +89,8 @@ def extract_frames(prepared_dir: str | Path, *, frames_dir: str | Path | None = 
     if not manifest.get("video_root") or not manifest.get("lists", {}).get("video"):
         raise ValueError(f"{prepared_dir} has no video lists (frame datasets are already extracted)")
     video_root = Path(manifest["video_root"])
+    if not video_root.is_absolute():
+        video_root = prepared_dir / video_root
     frames_root = Path(frames_dir) if frames_dir else prepared_dir / "frames"
     frames_root.mkdir(parents=True, exist_ok=True)
     scale = info.frame_scale if scale is None else scale
@@ -139,7 +141,9 @@ def extract_frames(prepared_dir: str | Path, *, frames_dir: str | Path | None = 
                "fingerprint": fingerprint_files(lists_written)}
     (prepared_dir / "extraction.json").write_text(json.dumps(summary, indent=1))
     manifest.setdefault("lists", {})["frames"] = frame_lists
-    manifest["frames_root"] = str(frames_root.resolve())
+    from data_prep.datasets import _portable
+
+    manifest["frames_root"] = _portable(frames_root, prepared_dir)
     manifest["extraction"] = summary
     tmp = prepared_dir / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=1, default=str))

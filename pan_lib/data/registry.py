@@ -148,7 +148,7 @@ def find_prepared(name: str, data_root: str | Path | None = None, source: str = 
     manifest = json.loads(path.read_text())
     if manifest.get("name") != name:
         raise DatasetNotPreparedError(f"{path} describes dataset {manifest.get('name')!r}, not {name!r}")
-    prepared_root = path.parent
+    prepared_root = path.parent.resolve()
     lists = manifest.get("lists", {})
     if source == "auto":
         source = "frames" if lists.get("frames") else "video"

@@ -639,7 +639,7 @@ def bag_of_frames_baseline(prepared: Any, *, frames: int = 8, feature_size: int 
         for a, b in pairs:
             sel = np.isin(y_test, [a, b])
             choice = np.where(logits[sel, a] >= logits[sel, b], a, b)
-            row["pairs"][f"{names[a]} | {names[b]}"] = float((choice == y_test[sel]).mean())
+            row["pairs"][f"{names[a]} vs {names[b]}"] = float((choice == y_test[sel]).mean())
         row["pair_accuracy_mean"] = float(np.mean(list(row["pairs"].values())))
         results[name] = row
     return results
