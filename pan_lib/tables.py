@@ -291,6 +291,35 @@ def real_dataset_rows(aggregates: Sequence[Aggregate]) -> list[dict[str, Any]]:
     return rows
 
 
+PAPER_ORDER = (("TSN", "<", "TSM"), ("TSM", "<", "PAN_Lite"), ("PAN_Lite", "<=", "PAN_Full"),
+               ("PAN_Full", "<=", "PAN_En"))
+
+
+def ordering_report(aggregates: Sequence[Aggregate], dataset: str = "embedded") -> list[dict[str, Any]]:
+    """Does the paper's ordering TSN < TSM < Lite <= Full <= En hold here, and is each gap larger
+    than the noise? A gap counts as 'clear' when it exceeds the two models' sample stds combined
+    (sqrt(s1^2 + s2^2)); with 3 seeds this is a rough guide, not a significance test."""
+    out = []
+    for left, op, right in PAPER_ORDER:
+        a, b = pick(aggregates, dataset, left), pick(aggregates, dataset, right)
+        if a is None or b is None:
+            out.append({"claim": f"{left} {op} {right}", "gap_top1": "", "noise": "", "verdict": NOT_RUN})
+            continue
+        gap = b.top1_mean - a.top1_mean
+        noise = math.hypot(a.top1_std, b.top1_std)
+        if gap > noise and gap > 0:
+            verdict = "holds (clear)"
+        elif gap > 0 or (op == "<=" and gap == 0):
+            verdict = "holds (within noise)"
+        elif -gap <= noise:
+            verdict = "reversed (within noise)"
+        else:
+            verdict = "reversed (clear)"
+        out.append({"claim": f"{left} {op} {right}", "gap_top1": round(gap, 2), "noise": round(noise, 2),
+                    "verdict": verdict})
+    return out
+
+
 # ----------------------------------------------------------------------------------------- writing
 def _table_meta(rows: Sequence[ResultRow], root: Path) -> dict[str, Any]:
     """Provenance of a table: this process, plus the git shas / devices of the records it reads."""
@@ -340,6 +369,11 @@ def write_tables(run_root: Path | str, out_dir: Path | str, *, command: str,
     written["per_seed"] = _write(
         [{k: v for k, v in asdict(r).items() if k != "provenance"} for r in rows] or [{"records": NOT_RUN}],
         out_dir / "tables" / "per_seed", title="Every evaluation the tables are built from (one row per record)",
+        meta=meta, command=command)
+    written["ordering"] = write_table(
+        ordering_report(aggregates, dataset), out_dir / "tables" / f"{dataset}_ordering",
+        title=f"{dataset}: does the paper's ordering TSN < TSM < PAN_Lite <= PAN_Full <= PAN_En hold? "
+              "(gap = difference of mean top-1; noise = sqrt(std1^2 + std2^2) over seeds)",
         meta=meta, command=command)
     figures = plot_embedded(aggregates, rows, out_dir / "figures", dataset=dataset, meta=meta, command=command)
     written["figures"] = figures
@@ -414,7 +448,7 @@ def readme_block(out_dir: Path | str, dataset: str = "embedded", relative_to: Pa
     """The Markdown that goes into README: the generated tables and figures of `out_dir`, verbatim."""
     out_dir = Path(out_dir)
     parts = []
-    for stem in (dataset, "real_datasets"):
+    for stem in (dataset, f"{dataset}_ordering", "real_datasets"):
         md = out_dir / "tables" / f"{stem}.md"
         if md.is_file():
             text = md.read_text().strip().splitlines()

@@ -65,7 +65,7 @@ class WorkbookConfig:
     device: str = "auto"           # "auto" | "cpu" | "cuda" | "cuda:1" ...
     num_workers: int = -1          # -1 -> the notebooks' default for the device
     nproc_per_node: int = 1        # >1 -> training through torchrun (engine's DDP path)
-    out: str = "results"           # executed notebooks -> <out>/notebooks, tables -> <out>/tables
+    out: str = ""                  # "" -> results/ (small mode: .cache/workbook-small/, never committed)
     run_root: str = ""             # "" -> <out>/runs (checkpoints, never committed)
     only: tuple[str, ...] = ()     # subset of SERIES (names or unique prefixes); () -> all
     overrides: dict[str, Any] = field(default_factory=dict)   # --set NAME=VALUE
@@ -73,8 +73,12 @@ class WorkbookConfig:
     kernel: str = "python3"
     cell_timeout: int = -1         # seconds per cell; -1 -> no limit
     notebook_dir: str = ""         # "" -> notebooks/ of this checkout
+    readme: bool = False           # 05_result_tables copies the tables into README.md
 
     def __post_init__(self) -> None:
+        from pan_lib.data.registry import get_dataset_info
+
+        get_dataset_info(self.dataset)  # unknown name -> ValueError listing the valid ones
         if self.recipe not in RECIPES:
             raise ValueError(f"unknown recipe {self.recipe!r}; valid: {', '.join(RECIPES)}")
         if self.recipe == "official" and self.dataset == "embedded":
@@ -91,7 +95,9 @@ class WorkbookConfig:
 
     @property
     def out_dir(self) -> Path:
-        return _abs(self.out)
+        if self.out:
+            return _abs(self.out)
+        return REPO_ROOT / (".cache/workbook-small" if self.small else "results")
 
     @property
     def notebooks_out(self) -> Path:
@@ -111,6 +117,7 @@ class WorkbookConfig:
             "results_dir": str(self.out_dir),
             "run_root": str(_abs(self.run_root)) if self.run_root else str(self.out_dir / "runs"),
             "nproc_per_node": self.nproc_per_node,
+            "update_readme": self.readme,
         }
         if self.num_workers >= 0:
             params["num_workers"] = self.num_workers
@@ -174,7 +181,9 @@ def check_overrides(cfg: WorkbookConfig, names: Sequence[str]) -> None:
     """Every --set NAME must be declared by at least one notebook that runs (else list the valid ones)."""
     declared: set[str] = set()
     for name in names:
-        declared |= set(declared_parameters(notebook_path(name, cfg.source_dir)))
+        path = notebook_path(name, cfg.source_dir)
+        if path.is_file():
+            declared |= set(declared_parameters(path))
     unknown = sorted(set(cfg.overrides) - declared)
     if unknown:
         raise ValueError(f"unknown notebook parameter(s) {', '.join(unknown)}; the notebooks that run "
@@ -207,9 +216,9 @@ def run_notebook(name: str, cfg: WorkbookConfig) -> NotebookRun:
     import papermill as pm
 
     src = notebook_path(name, cfg.source_dir)
-    if not src.is_file():
-        raise FileNotFoundError(f"{src} is missing from the checkout")
     out = cfg.notebooks_out / f"{name}.ipynb"
+    if not src.is_file():
+        return NotebookRun(name, out, 0.0, "failed", {}, f"{src} is missing from the checkout")
     out.parent.mkdir(parents=True, exist_ok=True)
     params = parameters_for(src, cfg)
     log.info("running %s with %s", name, params)
@@ -308,12 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=d.num_workers)
     p.add_argument("--nproc-per-node", type=int, default=d.nproc_per_node,
                    help="GPUs per node; >1 trains through torchrun (DDP)")
-    p.add_argument("--out", default=d.out, help="results folder")
+    p.add_argument("--out", default=d.out, help="results folder ('' -> results/, small: .cache/workbook-small/)")
     p.add_argument("--run-root", default=d.run_root, help="where runs/checkpoints go ('' -> <out>/runs)")
     p.add_argument("--only", nargs="+", default=[], metavar="NOTEBOOK", help="run only these (names or prefixes)")
     p.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[],
                    metavar="NAME=VALUE", help="override a notebook parameter (Python literal)")
     p.add_argument("--keep-going", action=argparse.BooleanOptionalAction, default=d.keep_going)
+    p.add_argument("--readme", action=argparse.BooleanOptionalAction, default=d.readme,
+                   help="copy the generated tables into README.md (section Results)")
     p.add_argument("--kernel", default=d.kernel)
     p.add_argument("--cell-timeout", type=int, default=d.cell_timeout)
     p.add_argument("--list", action="store_true", help="print the series and each notebook's parameters, then exit")
@@ -336,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              num_workers=args.num_workers, nproc_per_node=args.nproc_per_node,
                              out=args.out, run_root=args.run_root, only=tuple(args.only),
                              overrides=dict(args.overrides), keep_going=args.keep_going,
-                             kernel=args.kernel, cell_timeout=args.cell_timeout)
+                             kernel=args.kernel, cell_timeout=args.cell_timeout, readme=args.readme)
         start = time.perf_counter()
         runs = run_workbook(cfg)
     except (ValueError, FileNotFoundError, WorkbookError) as exc:

@@ -138,10 +138,10 @@ def test_write_tables_files_with_provenance_and_readme(run_root, tmp_path):
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000 for p in pngs)
 
     readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\n{tables.README_BEGIN}\nold\n{tables.README_END}\ntail\n")
+    readme.write_text(f"# x\n\n{tables.README_BEGIN}\nOLD-CONTENT\n{tables.README_END}\ntail\n")
     assert tables.update_readme(readme, out)
     text = readme.read_text()
-    assert "old" not in text and "52.0 ± 2.0" in text and text.endswith("tail\n")
+    assert "OLD-CONTENT" not in text and "52.0 ± 2.0" in text and text.endswith("tail\n")
     assert "![embedded_top1](results/figures/embedded_top1.png)" in text
     assert not tables.update_readme(readme, out)  # idempotent
     with pytest.raises(ValueError, match="markers"):
@@ -158,3 +158,19 @@ def test_empty_run_root_gives_not_run_tables(tmp_path):
     written = tables.write_tables(tmp_path / "nothing", tmp_path / "out", command="c")
     rows = json.loads(written["embedded"][2].read_text())["rows"]
     assert all(r["top1_%"] == tables.NOT_RUN for r in rows)
+
+
+def test_ordering_report_verdicts(run_root):
+    root, _ = run_root
+    report = {r["claim"]: r for r in tables.ordering_report(tables.aggregate(tables.load_results(root)))}
+    # TSN 52 ± 2 vs TSM 62 ± 2.65: gap 10 > noise 3.3
+    assert report["TSN < TSM"]["verdict"] == "holds (clear)"
+    assert report["TSN < TSM"]["gap_top1"] == pytest.approx(10.0)
+    # Lite 71 ± 1 vs Full 75 ± 1: clear; Full 75 vs En 80: clear
+    assert report["PAN_Full <= PAN_En"]["verdict"] == "holds (clear)"
+    flipped = [a for a in tables.aggregate(tables.load_results(root))]
+    for a in flipped:
+        if a.model == "TSM":
+            a.top1_mean = 51.0  # below TSN, within TSN's/TSM's spread
+    assert tables.ordering_report(flipped)[0]["verdict"] == "reversed (within noise)"
+    assert tables.ordering_report([])[0]["verdict"] == tables.NOT_RUN

@@ -106,3 +106,13 @@ def test_failure_keeps_output_and_skips_the_rest(fake_series, tmp_path):
 def test_cli_reports_errors_without_traceback(capsys):
     assert wb.main(["--recipe", "official"]) == 1
     assert "needs a real dataset" in capsys.readouterr().err
+
+
+def test_unknown_dataset_lists_valid_names():
+    with pytest.raises(ValueError, match="unknown dataset 'sthv3'; valid: embedded, sthv1, sthv2"):
+        wb.WorkbookConfig(dataset="sthv3")
+
+
+def test_small_mode_never_writes_into_results():
+    assert wb.WorkbookConfig(small=True).out_dir.name == "workbook-small"
+    assert wb.WorkbookConfig().out_dir == wb.REPO_ROOT / "results"
