@@ -56,6 +56,19 @@ class RaftWeightsUnavailable(RuntimeError):
     """Trained RAFT weights are neither cached nor given as a file (and downloading is not allowed)."""
 
 
+def parse_methods(value: str | list[str] | tuple[str, ...]) -> list[str]:
+    """["tvl1", "dis_medium"] | "tvl1,dis_medium" | '["tvl1", "dis_medium"]' (papermill -p) -> checked names."""
+    if isinstance(value, str):
+        for ch in "[]'\"":
+            value = value.replace(ch, " ")
+        value = value.replace(",", " ").split()
+    methods = [str(m) for m in value]
+    unknown = [m for m in methods if m not in FLOW_METHODS]
+    if unknown:
+        raise ValueError(f"unknown optical-flow method(s) {unknown}; valid: {', '.join(FLOW_METHODS)}")
+    return methods
+
+
 def _check_method(method: str) -> None:
     if method not in FLOW_METHODS:
         raise ValueError(f"unknown optical-flow method {method!r}; valid: {', '.join(FLOW_METHODS)}")

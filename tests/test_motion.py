@@ -68,6 +68,15 @@ def test_raft_from_state_dict_path(tmp_path):
         assert torch.equal(a, b), k
 
 
+def test_parse_methods_accepts_papermill_strings():
+    expected = ["tvl1", "dis_medium"]
+    assert motion.parse_methods(expected) == expected
+    assert motion.parse_methods("tvl1,dis_medium") == expected
+    assert motion.parse_methods('["tvl1", "dis_medium"]') == expected
+    with pytest.raises(ValueError, match="unknown optical-flow method"):
+        motion.parse_methods("tvl1,horn_schunck")
+
+
 def test_bad_inputs_give_clear_errors():
     with pytest.raises(ValueError, match="valid: " + ", ".join(FLOW_METHODS)):
         make_flow_estimator("lucas_kanade")
