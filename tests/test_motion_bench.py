@@ -50,3 +50,11 @@ def test_tiny_run_writes_all_rows_with_ratios(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="must include"):
         mc._flow_cases(mc.bench_frames(size=32), mc.MotionBenchConfig(flow_methods=("farneback",)))
     assert data["provenance"]["git_sha"] and data["provenance"]["config"]["size"] == 32
+
+
+def test_frames_from_a_video(tmp_path):
+    from pan_lib.data.video import write_video
+
+    path = write_video(tmp_path / "v.mp4", mc.bench_frames(num_frames=40, size=64), codec="mpeg4")
+    frames = mc.clip_frames(mc.MotionBenchConfig(video=str(path), size=48))
+    assert frames.shape == (32, 48, 48, 3) and frames.dtype == np.uint8

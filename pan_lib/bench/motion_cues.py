@@ -2,6 +2,7 @@
 
 `python -m pan_lib.bench motion_cues [--quick]` -> results/bench/motion_cues.{csv,md,json,png}
 `python -m pan_lib.bench.motion_cues --device cuda` -> the same table on a GPU (motion_cues_cuda.*)
+`python -m pan_lib.bench.motion_cues --video my.mp4` -> timed on your video's frames (motion_cues_my.*)
 
 The clip: 8 segments x 4 consecutive frames = 32 frames, 24 frame pairs (one PAN_Lite clip), a
 fine texture under a slowly rotating/zooming camera with a disc moving 3 px/frame (deterministic). Every method
@@ -50,6 +51,7 @@ class MotionBenchConfig:
     round_seconds: float = 0.5  # time per row per round (at least one call)
     slow_pairs: int = 3  # pairs per call for TV-L1 and RAFT
     raft_weights: str = "auto"  # trained weights when cached, else random (labelled)
+    video: str = ""  # time on this video's frames (8 segments x 4 frames, centre crop) instead of bench_frames
     flow_methods: tuple[str, ...] = ("tvl1", "farneback", "dis_ultrafast", "dis_medium", "raft_small", "raft_large")
 
     @classmethod
@@ -82,6 +84,17 @@ def bench_frames(num_frames: int = NUM_SEGMENTS * FRAMES_PER_SEGMENT, size: int 
         frame[(xx - cx) ** 2 + (yy - cy) ** 2 < (size * 0.12) ** 2] = (230, 200, 40)
         frames.append(np.ascontiguousarray(frame))
     return np.stack(frames)
+
+
+def clip_frames(cfg: MotionBenchConfig) -> np.ndarray:
+    """The 32 frames every row is timed on: `cfg.video`'s (official test sampling) or `bench_frames`."""
+    if not cfg.video:
+        return bench_frames(size=cfg.size)
+    from pan_lib.viz.video import load_segments
+
+    segments = load_segments(cfg.video, num_segments=NUM_SEGMENTS, frames_per_segment=FRAMES_PER_SEGMENT,
+                             size=cfg.size)
+    return segments.reshape(-1, *segments.shape[2:])  # (T, m, H, W, 3) -> (T*m, H, W, 3)
 
 
 def _sync(device: str) -> Callable[[], None]:
@@ -203,7 +216,7 @@ def measure(cfg: MotionBenchConfig) -> list[dict]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     set_opencv_threads(torch.get_num_threads())
-    frames = bench_frames(size=cfg.size)
+    frames = clip_frames(cfg)
     cases = _pa_cases(frames, cfg) + _flow_cases(frames, cfg)
     _time_round_robin(cases, cfg)
     rows = []
@@ -267,12 +280,16 @@ def run(out_dir: Path, quick: bool = False, device: str = "cpu", **overrides) ->
     rows = measure(cfg)
     meta = provenance(config=asdict(cfg), device=cfg.device)
     meta["load_average_1min"] = {"start": load_start, "end": os.getloadavg()[0], "cpu_count": os.cpu_count()}
-    meta["frames"] = (f"{NUM_SEGMENTS}x{FRAMES_PER_SEGMENT} frames at {cfg.size}x{cfg.size}, "
-                      "synthetic rotating/zooming texture + moving disc (pan_lib.bench.motion_cues.bench_frames)")
-    stem = Path(out_dir) / (NAME if not cfg.device.startswith("cuda") else f"{NAME}_cuda")
+    meta["frames"] = (f"{NUM_SEGMENTS}x{FRAMES_PER_SEGMENT} frames at {cfg.size}x{cfg.size}, " + (
+        f"from {cfg.video}" if cfg.video else
+        "synthetic rotating/zooming texture + moving disc (pan_lib.bench.motion_cues.bench_frames)"))
+    stem = Path(out_dir) / (NAME + ("_cuda" if cfg.device.startswith("cuda") else "")
+                            + (f"_{Path(cfg.video).stem}" if cfg.video else ""))
     command = "python -m pan_lib.bench motion_cues" + (" --quick" if quick else "")
-    if cfg.device != "cpu":
-        command = f"python -m pan_lib.bench.motion_cues --device {cfg.device}" + (" --quick" if quick else "")
+    if cfg.device != "cpu" or cfg.video or cfg.threads:
+        command = ("python -m pan_lib.bench.motion_cues" + (f" --device {cfg.device}" if cfg.device != "cpu" else "")
+                   + (f" --video {cfg.video}" if cfg.video else "") + (f" --threads {cfg.threads}" if cfg.threads else "")
+                   + (" --quick" if quick else ""))
     where = meta["device"].get("cuda_device") if cfg.device.startswith("cuda") else meta["device"].get("cpu")
     title = (f"Motion cues: frame pairs per second at {cfg.size}x{cfg.size} on {where} "
              f"({meta['device'].get('torch_threads')} threads)" + (" [quick]" if quick else ""))
@@ -296,10 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one short repeat per row (smoke run)")
     parser.add_argument("--device", default="cpu", help="device for PA and RAFT: cpu, cuda, cuda:1 ...")
     parser.add_argument("--threads", type=int, default=0, help="torch/OpenCV threads (0: torch's default)")
+    parser.add_argument("--video", default="", help="time on this video's frames (default: generated frames)")
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for path in run(args.out, quick=args.quick, device=args.device, threads=args.threads):
+    for path in run(args.out, quick=args.quick, device=args.device, threads=args.threads, video=args.video):
         print(f"wrote {path}")
     return 0
 
