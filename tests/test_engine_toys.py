@@ -1,6 +1,6 @@
 """Small stand-ins shared by the engine tests: a toy motion data set and a BatchNorm-free network.
 
-ToyMotion: class c is a square of colour channel c moving with speed 2c px per frame, so frame
+ToyMotion: class c is a square of colour channel c moving with speed 2c px per frame (bouncing off the borders), so frame
 appearance (TSN/TSM/RGB) and motion magnitude (PA) both carry the class. TinyNet has no BatchNorm,
 so results do not depend on how a batch is split (accumulation, DDP shards).
 """
@@ -9,6 +9,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.utils.data import Dataset
+
+
+def _bounce(x: int, limit: int) -> int:
+    """Reflect a position into [0, limit] (the square bounces off the borders, no jumps)."""
+    x %= 2 * limit
+    return x if x <= limit else 2 * limit - x
 
 
 class ToyMotion(Dataset):
@@ -33,7 +39,7 @@ class ToyMotion(Dataset):
             frames = torch.randn(T * m, 3, S, S) * self.noise  # (T*m, 3, S, S)
             y, x0 = self.start[i].tolist()
             for k in range(T * m):
-                x = (x0 + 2 * c * k) % (S - 6)
+                x = _bounce(x0 + 2 * c * k, S - 6)
                 frames[k, c % 3, y:y + 6, x:x + 6] += 2.0
             views.append(frames.reshape(T * m * 3, S, S))  # (T*m, 3, S, S) -> (T*m*3, S, S)
         return torch.cat(views), c, i  # (V*T*m*3, S, S)

@@ -184,7 +184,8 @@ class _Trainer:
         self.num_classes = num_classes
         self.data_fingerprint = data_fingerprint
         self.train_set = EpochSeeded(train_set, cfg.seed)
-        self.val_set = val_set
+        # validation clips are fixed (seeded per index, same every epoch): comparable across epochs
+        self.val_set = EpochSeeded(val_set, cfg.seed + 1) if val_set is not None else None
 
         # -- model (same initialisation on every rank; DDP also broadcasts rank 0's weights)
         seed_everything(cfg.seed)
@@ -367,6 +368,8 @@ class _Trainer:
         loader_kw = dict(num_workers=cfg.num_workers, pin_memory=pin)
         if cfg.num_workers > 0:
             loader_kw["prefetch_factor"] = 4
+        # a private generator: the loader never draws from the global RNG (dropout's stream)
+        loader_kw["generator"] = torch.Generator().manual_seed(cfg.seed)
         train_loader = DataLoader(self.train_set, batch_size=self.per_rank_batch, sampler=sampler, drop_last=True,
                                   **loader_kw)
         status, message = "completed", ""
@@ -413,13 +416,14 @@ class _Trainer:
         start_batch = self.batches_done
         if start_batch == 0:
             self.epoch_stats = [0.0, 0.0, 0.0]
+        sampler.skip(start_batch * self.per_rank_batch)
+        data_iter = iter(loader)  # (before the RNG below: creating workers must not shift the stream)
         if self.rng_per_rank is not None and start_batch > 0:
             restore_rng_state(self.rng_per_rank[self.env.rank])  # exactly where the saved run was
         else:
             # dropout etc.: a stream that depends only on (seed, epoch, rank)
             torch.manual_seed((cfg.seed * 1000003 + epoch * 101 + self.env.rank) % 2**63)
         self.rng_per_rank = None
-        sampler.skip(start_batch * self.per_rank_batch)
         self.model.train()
         monitor = SpeedMonitor(self.device, warmup=min(2, max(0, full_batches - start_batch - 1)))
         bar = progress_bar(total=full_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}",
@@ -428,7 +432,6 @@ class _Trainer:
             bar.update(start_batch)
         acc = cfg.accumulate
         n_groups_full = full_batches // acc
-        data_iter = iter(loader)
         epoch_start = time.perf_counter()
         stopped = False
         self.optimizer.zero_grad(set_to_none=True)
@@ -560,7 +563,8 @@ class _Trainer:
         cfg = self.cfg
         sampler = D.ShardSampler(len(self.val_set), self.env.rank, self.env.world_size)
         loader = DataLoader(self.val_set, batch_size=self.per_rank_batch, sampler=sampler,
-                            num_workers=cfg.num_workers, pin_memory=self.device.type == "cuda")
+                            num_workers=cfg.num_workers, pin_memory=self.device.type == "cuda",
+                            generator=torch.Generator().manual_seed(cfg.seed))
         start = time.perf_counter()
         out = predict(self.bare_model, loader, device=self.device, amp_dtype=self.amp_dtype, views=1,
                       max_batches=cfg.max_val_batches, progress="off" if not self.is_main else cfg.progress,
