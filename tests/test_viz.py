@@ -149,3 +149,14 @@ def test_load_segments_from_a_real_video_and_garbage(tmp_path):
     garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
     with pytest.raises(VideoReadError, match="garbage.mp4"):
         load_segments(garbage)
+
+
+def test_dataset_videos_one_per_class_from_the_embedded_dataset(tmp_path):
+    from pan_lib.viz.video import dataset_videos, load_segments
+
+    videos = dataset_videos("embedded", tmp_path / "emb", limit=3, small=True)  # generated (tiny) on first use
+    assert len(videos) == 3 and len({name.split(" (")[0] for name in videos}) == 3
+    first = next(iter(videos.values()))
+    assert first.is_file() and load_segments(first, num_segments=2, size=32).shape == (2, 4, 32, 32, 3)
+    again = dataset_videos("embedded", tmp_path / "emb", limit=3, small=True)  # found, not regenerated
+    assert again == videos

@@ -74,27 +74,37 @@ def load_segments(path: str | Path, *, num_segments: int = 8, frames_per_segment
     return frames.reshape(num_segments, frames_per_segment, *frames.shape[1:])  # (S*m,H,W,3)->(S,m,H,W,3)
 
 
-def dataset_videos(dataset: str = "embedded", data_root: str | Path | None = None, *, split: str = "val",
-                   limit: int = 4) -> dict[str, Path]:
+def find_or_prepare(dataset: str = "embedded", data_root: str | Path | None = None, *, small: bool = False,
+                    progress: str = "off"):
+    """The prepared dataset as the notebook series finds it (`data/<name>`, `data/embedded_tiny` in small
+    mode). Whatever is prepared there is used as is (never regenerated); only a missing embedded dataset
+    is generated (seconds, generator seed 0). A real dataset that is not prepared raises
+    `DatasetNotPreparedError` with the command that prepares it."""
+    from pan_lib.data.registry import DatasetNotPreparedError, find_prepared
+    from pan_lib.notebook_utils import ensure_dataset, resolve_data_root
+
+    try:
+        return find_prepared(dataset, resolve_data_root(dataset, data_root, small))
+    except DatasetNotPreparedError:
+        if dataset != "embedded":
+            raise
+        return ensure_dataset(dataset, data_root, small=small, progress=progress)
+
+
+def dataset_videos(dataset="embedded", data_root: str | Path | None = None, *, split: str = "val",
+                   limit: int = 4, small: bool = False) -> dict[str, Path]:
     """Up to `limit` videos (or frame folders) of a prepared dataset, one per class first:
-    {"<class> (<video id>)": path}.
-
-    The embedded dataset is generated on first use (`prepare_embedded`, into `data_root` when given);
-    a real dataset must be prepared already (the error gives the command).
-    """
+    {"<class> (<video id>)": path}. `dataset` is a name (see `find_or_prepare`) or a PreparedDataset."""
     from pan_lib.data.lists import read_list_file
-    from pan_lib.data.registry import find_prepared, prepare_embedded
 
-    if dataset == "embedded":
-        prepared = prepare_embedded(Path(data_root) if data_root else None, progress="off")
-    else:
-        prepared = find_prepared(dataset, Path(data_root) if data_root else None)
+    prepared = find_or_prepare(dataset, data_root, small=small) if isinstance(dataset, str) else dataset
     records = read_list_file(prepared.list_for(split))
     # one video per class first (in class order), then the rest in list order
     by_class: dict[int, object] = {}
     for rec in records:
         by_class.setdefault(rec.label, rec)
-    ordered = [by_class[k] for k in sorted(by_class)] + [r for r in records if r not in by_class.values()]
+    firsts = [by_class[k] for k in sorted(by_class)]
+    ordered = firsts + [r for r in records if all(r is not f for f in firsts)]
     out: dict[str, Path] = {}
     for rec in ordered[:limit]:
         name = prepared.classes[rec.label] if 0 <= rec.label < len(prepared.classes) else f"label {rec.label}"
