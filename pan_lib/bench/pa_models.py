@@ -20,6 +20,7 @@ not depend on the content. CPU threads: torch's current setting (recorded in the
 from __future__ import annotations
 
 import logging
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -226,10 +227,16 @@ def run(out_dir: Path, quick: bool = False, **overrides) -> list[Path]:
     from pan_lib.provenance import provenance, write_table
 
     cfg = PAModelsBenchConfig.for_mode(quick, **overrides)
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     rows = measure(cfg)
-    meta = provenance({**asdict(cfg), "torch_threads": torch.get_num_threads()}, device=cfg.device)
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    # the 1-minute load average tells readers whether other processes competed for the cores
+    meta = provenance({**asdict(cfg), "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+                       "load_avg_1min_before": load_before, "load_avg_1min_after": load_after}, device=cfg.device)
     command = f"python -m pan_lib.bench {NAME}" + (" --quick" if quick else "")
-    title = f"PA throughput and PAN model forward cost ({cfg.device}, {torch.get_num_threads()} threads)"
+    title = (f"PA throughput and PAN model forward cost ({cfg.device}, {torch.get_num_threads()} threads, "
+             f"load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} cores)"
+             if load_before is not None else f"PA throughput and PAN model forward cost ({cfg.device})")
     return write_table(rows, Path(out_dir) / NAME, title=title, meta=meta, command=command)
 
 
