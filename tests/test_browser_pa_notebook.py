@@ -147,6 +147,16 @@ def test_pa_notebook_runs_in_jupyterlab_and_slider_changes_picture(tmp_path, rep
                 assert readout.strip() == "1"
                 assert after_png != before_png, "the picture did not change when the slider moved"
 
+                # play (jslinked to the slider in the browser) advances to the last pair and redraws
+                src_at_pair_1 = image.get_attribute("src")
+                page.locator(".pan-motion-explorer .widget-play button").first.click()
+                page.wait_for_function(
+                    "() => document.querySelector('.pan-pair-slider .widget-readout').textContent.trim() === '2'",
+                    timeout=30_000)
+                page.wait_for_function(
+                    "(old) => document.querySelector('img.pan-motion-image').src !== old",
+                    arg=src_at_pair_1, timeout=30_000)
+
                 shot = tmp_path / "02_pa_visualisation.png"
                 page.locator(".pan-motion-explorer").screenshot(path=str(shot))
                 assert shot.stat().st_size > 5_000
