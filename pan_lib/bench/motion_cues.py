@@ -240,8 +240,11 @@ def summary_lines(rows: list[dict]) -> list[str]:
     target = "met" if best["x_vs_tvl1"] >= 1000 else "not met"
     flows = [r for r in rows if r["kind"] == "flow"]
 
+    def times(x: float) -> str:
+        return f"{x:,.0f}x" if x >= 10 else f"{x:.2g}x"
+
     def names(selected: list[dict]) -> str:
-        return ", ".join(f"{r['method']} ({best['pairs_per_s'] / r['pairs_per_s']:,.3g}x)" for r in selected) or "none"
+        return ", ".join(f"{r['method']} ({times(best['pairs_per_s'] / r['pairs_per_s'])})" for r in selected) or "none"
 
     lines = [
         f"- Fastest PA here: ours, {best['precision']}, {best['clips_per_call']} clip(s) per call: "
@@ -258,7 +261,8 @@ def summary_lines(rows: list[dict]) -> list[str]:
     raft = [r for r in rows if r["implementation"].startswith("raft")]
     if raft:
         lines.append("- RAFT: " + "; ".join(f"{r['method']} {r['pairs_per_s']:.3g} pairs/s"
-                                              + (f" ({r['note']})" if r["note"] else "") for r in raft) + ".")
+                                              + (f" ({r['note']})" if isinstance(r["note"], str) and r["note"] else "")
+                                              for r in raft) + ".")
     lines.append("- Speed only: PA is a learned motion *cue*, not a flow field (no direction, no pixel units); "
                  "see the pictures in notebooks/02_pa_visualisation.ipynb. Flow speed depends on content "
                  "(TV-L1 stops early on easy frames), PA's does not.")
