@@ -253,3 +253,13 @@ def test_dataloader_two_workers_reports_bad_inputs(embedded, broken, tmp_path):
     report = ds.collect_bad_inputs()
     assert {Path(f).name for f in report.files} == {"truncated.webm", "garbage.mp4", "empty.webm"}
     assert len({e["pid"] for e in report.events}) >= 1 and all(e["pid"] != os.getpid() for e in report.events)
+
+
+def test_clip_seed_and_dense_alias(embedded):
+    ds = build_dataset(embedded, "train", num_segments=4, new_length=1, input_size=32, scale_size=40)
+    ds.set_clip_seed(7)
+    a = ds[2][0]
+    ds.set_clip_seed(7)
+    assert torch.equal(a, ds[2][0])
+    dense = build_dataset(embedded, "val", num_segments=4, input_size=32, scale_size=40, dense_sample=True)
+    assert dense.dense and dense[0][0].shape == (12, 32, 32)

@@ -22,7 +22,8 @@ The training loop calls ``dataset.collect_bad_inputs()`` at the end of each epoc
 Randomness: train clips draw offsets, crops and flips from a ``numpy.random.Generator`` seeded with
 ``(seed, epoch, index)`` once ``set_epoch(epoch)`` has been called (independent of the number of
 workers), otherwise from a draw of torch's RNG (deterministic under ``torch.manual_seed`` for a
-fixed number of workers, like any DataLoader). val/test clips are the same every time.
+fixed number of workers, like any DataLoader); a wrapper may also call ``set_clip_seed(s)`` right
+before an item. val/test clips are the same every time.
 """
 from __future__ import annotations
 
@@ -129,6 +130,7 @@ class VideoClipDataset(Dataset):
         self.report_dir = Path(report_dir) if report_dir else Path(tempfile.mkdtemp(prefix="pan_bad_inputs_"))
         self.report_dir.mkdir(parents=True, exist_ok=True)
         self.epoch: int | None = None
+        self._clip_seed: int | None = None
         self._frame_counts: dict[int, int] = {}
 
     # ------------------------------------------------------------------ public
@@ -138,6 +140,10 @@ class VideoClipDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         """Seed train-time randomness with ``(seed, epoch, index)`` (call before each epoch)."""
         self.epoch = int(epoch)
+
+    def set_clip_seed(self, seed: int) -> None:
+        """Seed the NEXT item's randomness in this process (for wrappers that seed per item)."""
+        self._clip_seed = int(seed)
 
     @property
     def labels(self) -> list[int]:
@@ -201,6 +207,9 @@ class VideoClipDataset(Dataset):
     def _rng(self, index: int) -> np.random.Generator:
         if self.mode != "train":
             return np.random.default_rng([self.seed, index])
+        if self._clip_seed is not None:
+            seed, self._clip_seed = self._clip_seed, None
+            return np.random.default_rng([self.seed, seed, index])
         if self.epoch is not None:
             return np.random.default_rng([self.seed, self.epoch, index])
         draw = int(torch.randint(0, 2**62, ()).item())

@@ -212,6 +212,8 @@ def build_dataset(prepared: PreparedDataset, split: str, *, num_segments: int = 
     mode = mode or ("train" if split == "train" else "val")
     kwargs.setdefault("flip", prepared.info.flip)
     kwargs.setdefault("list_format", "pan")
+    if "dense_sample" in kwargs:  # the engine's / official name
+        kwargs["dense"] = kwargs.pop("dense_sample")
     return VideoClipDataset(prepared.list_for(split), prepared.data_dir, num_segments=num_segments,
                             new_length=new_length, mode=mode, source=prepared.source,
                             image_tmpl=prepared.image_tmpl, input_size=input_size,

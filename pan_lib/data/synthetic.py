@@ -476,6 +476,8 @@ def generate(out_dir: str | Path, config: SyntheticConfig | None = None, *, work
     video_dir, label_dir = out / VIDEO_FOLDER, out / LABELS_FOLDER
     video_dir.mkdir(parents=True, exist_ok=True)
     label_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in video_dir.glob(".tmp-*"):  # half-written videos of an interrupted run
+        leftover.unlink()
     meta = {"config": cfg.to_dict(), "fingerprint": cfg.fingerprint(), "version": GENERATOR_VERSION,
             "complete": False}
     meta_path.write_text(json.dumps(meta, indent=1))
