@@ -29,13 +29,15 @@ test: venv system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 workbook: venv
-	$(BIN)/python -m pan_lib.workbook
+	$(BIN)/python -m pan_lib.workbook --readme
 
 bench: venv
 	$(BIN)/python -m pan_lib.bench all
 
+# NPROC=8: every training run goes through torchrun with 8 processes (one per GPU); SEEDS="0 1 2"
 reproduce: venv
-	$(BIN)/python -m pan_lib.workbook --dataset "$(DATASET)" --data-root "$(DATA_ROOT)" --recipe official
+	$(BIN)/python -m pan_lib.workbook --dataset "$(DATASET)" --data-root "$(DATA_ROOT)" --recipe official \
+		--nproc-per-node "$(or $(NPROC),1)" --seeds $(or $(SEEDS),0 1 2) --out "$(or $(OUT),results/$(DATASET))"
 
 clean-venv:
 	rm -rf $(VENV)
