@@ -105,13 +105,16 @@ class WorkbookConfig:
 
     def notebook_parameters(self) -> dict[str, Any]:
         """The parameters every notebook may declare (each gets the ones it declares)."""
+        from pan_lib.notebook_utils import resolve_data_root
+
+        # one explicit data folder for every notebook (small mode: data/embedded_tiny, never data/embedded)
+        data_root = _abs(self.data_root) if self.data_root else resolve_data_root(self.dataset, "", self.small)
         params: dict[str, Any] = {
             "dataset": self.dataset,
-            "data_root": str(_abs(self.data_root)) if self.data_root else "",
+            "data_root": str(data_root),
             "recipe": self.recipe,
             "small": self.small,
-            "seeds": list(self.seeds),
-            "seed": self.seeds[0],
+            "seeds": list(self.seeds),   # training seeds (not the embedded generator's `seed`)
             "device": self.device,
             "progress": "text",
             "results_dir": str(self.out_dir),

@@ -115,4 +115,7 @@ def test_unknown_dataset_lists_valid_names():
 
 def test_small_mode_never_writes_into_results():
     assert wb.WorkbookConfig(small=True).out_dir.name == "workbook-small"
+    # every notebook gets the same explicit data folder; the small one never clobbers data/embedded
+    assert wb.WorkbookConfig(small=True).notebook_parameters()["data_root"].endswith("embedded_tiny")
+    assert "seed" not in wb.WorkbookConfig().notebook_parameters()  # 01's generator seed stays its own
     assert wb.WorkbookConfig().out_dir == wb.REPO_ROOT / "results"
