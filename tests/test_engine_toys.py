@@ -18,14 +18,15 @@ def _bounce(x: int, limit: int) -> int:
 
 
 class ToyMotion(Dataset):
-    """Items (clip [T*m*3, S, S], label, index); random noise drawn with torch's global RNG."""
+    """Items (clip [V*T*m*3, S, S], label, index); noise from torch's global RNG (or per item: fixed)."""
 
     def __init__(self, n: int, num_classes: int = 3, segments: int = 4, new_length: int = 1, size: int = 32,
-                 seed: int = 0, noise: float = 0.3, views: int = 1) -> None:
+                 seed: int = 0, noise: float = 0.3, views: int = 1, fixed: bool = False) -> None:
         g = torch.Generator().manual_seed(seed)
         self.labels = torch.arange(n) % num_classes
         self.start = torch.randint(4, size - 10, (n, 2), generator=g)
         self.T, self.m, self.size, self.noise, self.n, self.views = segments, new_length, size, noise, n, views
+        self.seed, self.fixed = seed, fixed  # fixed: noise seeded per item (like val/test clips)
         self.video_ids = [f"video{(n - i) * 7 % 1000:04d}" for i in range(n)]  # not in list order
 
     def __len__(self) -> int:
@@ -35,8 +36,9 @@ class ToyMotion(Dataset):
         c = int(self.labels[i])
         T, m, S = self.T, self.m, self.size
         views = []
+        gen = torch.Generator().manual_seed(self.seed * 7919 + i) if self.fixed else None
         for _ in range(self.views):
-            frames = torch.randn(T * m, 3, S, S) * self.noise  # (T*m, 3, S, S)
+            frames = torch.randn(T * m, 3, S, S, generator=gen) * self.noise  # (T*m, 3, S, S)
             y, x0 = self.start[i].tolist()
             for k in range(T * m):
                 x = _bounce(x0 + 2 * c * k, S - 6)

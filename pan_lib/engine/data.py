@@ -133,7 +133,7 @@ def build_split(dataset_name: str, data_root: str | None, split: str, *, modalit
     if mode == "test":
         extra.update(test_crops=test_crops, full_res=full_res, twice_sample=twice_sample)
     if dense_sample:
-        extra["dense_sample"] = True
+        extra["dense"] = True
     dataset = registry.build_dataset(prepared, split, num_segments=num_segments,
                                      new_length=frames_per_segment(modality), mode=mode, input_size=input_size,
                                      scale_size=scale_size, **extra)
