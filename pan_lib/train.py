@@ -1,0 +1,82 @@
+"""`python -m pan_lib.train --config run.yaml [--set key=value ...]` — one training run.
+
+The same command runs alone or under torchrun (one process per GPU, any number of nodes):
+
+    python -m pan_lib.train --config run.yaml
+    torchrun --standalone --nproc-per-node 8 -m pan_lib.train --config run.yaml
+    python -m pan_lib.train --recipe sthv2/Lite --set data_root=/data/sthv2 --set batch_size=128
+
+`--set` values are parsed as YAML (`--set lr_steps=[20,40]`, `--set amp=off`, `--set resume=false`).
+Unknown keys are an error listing the valid ones. Prints the run directory and final metrics.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+import yaml
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"--set expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pan_lib.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="YAML file of TrainConfig fields")
+    parser.add_argument("--recipe", help="DATASET/MODALITY, e.g. sthv2/Lite or embedded/PA (applied first)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    args = parser.parse_args(argv)
+
+    from pan_lib.engine.config import ConfigError, TrainConfig
+    from pan_lib.engine.distributed import env_from_os
+
+    env = env_from_os()
+    logging.basicConfig(level=logging.INFO if env.is_main else logging.WARNING,
+                        format=f"%(asctime)s [rank {env.rank}] %(levelname)s %(name)s: %(message)s")
+    try:
+        values: dict = {}
+        if args.recipe:
+            from pan_lib.engine.recipes import get_recipe
+
+            dataset, _, modality = args.recipe.partition("/")
+            values.update(get_recipe(dataset, modality))
+        if args.config:
+            loaded = yaml.safe_load(open(args.config)) or {}
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"{args.config}: expected a mapping of TrainConfig fields")
+            values.update(loaded)
+        values.update(parse_overrides(args.set))
+        cfg = TrainConfig.from_dict(values)
+    except ConfigError as err:
+        parser.error(str(err))
+    if args.print_config:
+        print(cfg.to_yaml(), end="")
+        return 0
+    from pan_lib.engine import train
+    from pan_lib.engine.distributed import shutdown_distributed
+
+    try:
+        result = train(cfg)
+    finally:
+        shutdown_distributed()
+    if env.is_main:
+        last = result.metrics[-1] if result.metrics else {}
+        print(json.dumps({"run_dir": str(result.run_dir), "status": result.status, "record": str(result.record_path),
+                          "best_top1": result.best_top1, "final_top1": last.get("val_top1"),
+                          "epochs": len(result.metrics)}, indent=1))
+    return 0 if result.status in ("completed", "stopped") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
