@@ -1,0 +1,99 @@
+"""Benchmark "train_step": one SGD step (forward + backward + optimiser) per modality.
+
+CPU: the embedded configuration (resnet_tiny, 8 segments, 64 px, batch 16) and ResNet-50 at 224
+(batch 1 and 2), each fp32 NCHW vs fp32 channels_last vs bf16 autocast + channels_last.
+GPU (only when CUDA is available): PAN_Lite ResNet-50, batch 64, 224 — AMP (bf16, or fp16 with a
+GradScaler) + channels_last vs fp32 NCHW, clips/s and the speed-up, recorded with the device name.
+
+Timing: `pan_lib.engine.speed.time_callable` (device synchronised, warm-up steps excluded), median
+of the repeats. Rows -> results/bench/train_step.{csv,md,json} with provenance.
+"""
+from __future__ import annotations
+
+import logging
+import statistics
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from pan_lib.engine.optim import build_optimizer
+from pan_lib.engine.speed import peak_memory_mb, reset_peak_memory, time_callable
+from pan_lib.provenance import provenance, write_table
+
+log = logging.getLogger(__name__)
+
+MODALITIES = ("TSN", "TSM", "RGB", "PA", "Lite")
+VARIANTS = (("fp32", False, None), ("fp32+channels_last", True, None), ("bf16+channels_last", True, torch.bfloat16))
+
+
+def _step_fn(modality: str, backbone: str, size: int, batch: int, segments: int, device: torch.device,
+             channels_last: bool, amp_dtype: torch.dtype | None, num_classes: int = 174):
+    from pan_lib.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(modality, num_classes, num_segments=segments, backbone=backbone, dropout=0.5).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = build_optimizer(model, lr=0.01)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    x = torch.randn(batch, segments * model.new_length * 3, size, size, device=device)
+    y = torch.randint(0, num_classes, (batch,), device=device)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 20)
+        scaler.step(opt)
+        scaler.update()
+
+    return step
+
+
+def _measure(row: dict, step, device: torch.device, warmup: int, repeats: int) -> dict:
+    reset_peak_memory(device)
+    times = time_callable(step, device=device, warmup=warmup, repeats=repeats)
+    med = statistics.median(times)
+    return {**row, "ms_per_step": round(1000 * med, 2), "clips_per_s": round(row["batch"] / med, 2),
+            "repeats": len(times), "peak_memory_mb": round(peak_memory_mb(device), 1)}
+
+
+def run(out_dir: Path, quick: bool = False) -> list[Path]:
+    rows = []
+    cpu = torch.device("cpu")
+    configs = [("embedded", "resnet_tiny", 64, 16, m) for m in MODALITIES]
+    configs += [("R50@224", "resnet50", 224, b, m) for b in ((1,) if quick else (1, 2)) for m in
+                (("TSM", "Lite") if quick else MODALITIES)]
+    for name, backbone, size, batch, modality in configs:
+        base_ms = None
+        for variant, cl, amp in VARIANTS:
+            step = _step_fn(modality, backbone, size, batch, 8, cpu, cl, amp)
+            row = _measure({"device": "cpu", "config": name, "modality": modality, "backbone": backbone,
+                            "input_size": size, "batch": batch, "variant": variant}, step, cpu,
+                           warmup=1 if quick else 2, repeats=2 if quick else (3 if backbone == "resnet50" else 5))
+            base_ms = base_ms or row["ms_per_step"]
+            row["speedup_vs_fp32"] = round(base_ms / row["ms_per_step"], 2)
+            rows.append(row)
+            log.info("%s", row)
+    if torch.cuda.is_available():  # not measured on the CPU-only development machines
+        gpu = torch.device("cuda")
+        torch.backends.cudnn.benchmark = True
+        amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        base = None
+        for variant, cl, dtype in (("fp32", False, None), (f"{str(amp)[6:]}+channels_last", True, amp)):
+            step = _step_fn("Lite", "resnet50", 224, 64, 8, gpu, cl, dtype)
+            row = _measure({"device": torch.cuda.get_device_name(0), "config": "R50@224 GPU", "modality": "Lite",
+                            "backbone": "resnet50", "input_size": 224, "batch": 64, "variant": variant}, step, gpu,
+                           warmup=5, repeats=10 if quick else 30)
+            base = base or row["ms_per_step"]
+            row["speedup_vs_fp32"] = round(base / row["ms_per_step"], 2)
+            rows.append(row)
+    meta = provenance({"benchmark": "train_step", "quick": quick, "threads": torch.get_num_threads()}, None,
+                      "cuda" if torch.cuda.is_available() else "cpu")
+    return write_table(rows, Path(out_dir) / "train_step",
+                       title="Training step per modality: fp32 vs channels_last vs bf16 (median, synchronised)",
+                       meta=meta, command=f"python -m pan_lib.bench train_step{' --quick' if quick else ''}")
