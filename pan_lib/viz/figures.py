@@ -95,7 +95,7 @@ def pair_figure(cues: MotionCues, pair: int, *, cmap: str = "magma", flow_style:
     axes[1].set_title(f"frame {pair + 1}", fontsize=7)
     for ax, row, images in zip(axes[2:], cues.rows, row_images):
         ax.imshow(images[pair])
-        ax.set_title(_row_label(row), fontsize=6)
+        ax.set_title(_row_label(row), fontsize=7)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])

@@ -62,8 +62,7 @@ class MotionExplorer:
         self.segment = w.IntSlider(segment, 0, n_segments - 1, description="segment", continuous_update=False)
         self.pair = w.IntSlider(0, 0, n_frames - 2, description="frame pair", continuous_update=False)
         self.cmap = w.Dropdown(options=list(COLORMAPS), value=cmap, description="colormap")
-        self.flow_style = w.ToggleButtons(options=list(FLOW_STYLES), value=flow_style, description="flow",
-                                          style={"button_width": "90px"})
+        self.flow_style = w.Dropdown(options=list(FLOW_STYLES), value=flow_style, description="flow")
         self.play = w.Play(value=0, min=0, max=n_frames - 2, interval=play_interval_ms, description="play")
         w.jslink((self.play, "value"), (self.pair, "value"))
         self.image = w.Image(format="png")
