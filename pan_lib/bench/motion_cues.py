@@ -288,7 +288,8 @@ def run(out_dir: Path, quick: bool = False, device: str = "cpu", **overrides) ->
         f"from {cfg.video}" if cfg.video else
         "synthetic rotating/zooming texture + moving disc (pan_lib.bench.motion_cues.bench_frames)"))
     stem = Path(out_dir) / (NAME + ("_cuda" if cfg.device.startswith("cuda") else "")
-                            + (f"_{Path(cfg.video).stem}" if cfg.video else ""))
+                            + (f"_{Path(cfg.video).stem}" if cfg.video else "")
+                            + (f"_threads{cfg.threads}" if cfg.threads else ""))
     command = "python -m pan_lib.bench motion_cues" + (" --quick" if quick else "")
     if cfg.device != "cpu" or cfg.video or cfg.threads:
         command = ("python -m pan_lib.bench.motion_cues" + (f" --device {cfg.device}" if cfg.device != "cpu" else "")
