@@ -528,6 +528,9 @@ class _Trainer:
                                "epoch_seconds": round(self.epoch_seconds, 3)}
         row.update({f"train_{k}" if not k.startswith(("peak", "world")) else k: v
                     for k, v in self.speed_summary.items() if k != "measured_steps"})
+        bad = self._collect_bad_inputs()
+        if bad is not None:
+            row["bad_inputs"] = bad
         evaluate_now = self.val_set is not None and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs)
         if evaluate_now:
             self.last_val = self.validate()
@@ -554,6 +557,18 @@ class _Trainer:
                      if evaluate_now else "")
             status = "completed" if self.epoch >= cfg.epochs else "running"
             self.write_record(status, "")
+
+    def _collect_bad_inputs(self) -> int | None:
+        """Unreadable clips met this epoch (VideoClipDataset's report), logged with their files."""
+        inner = self.train_set.dataset
+        collect = getattr(inner, "collect_bad_inputs", None)
+        if collect is None:
+            return None
+        report = collect()
+        count = int(D.all_reduce_sum([float(report.count)])[0]) if self.env.distributed else report.count
+        if report and self.is_main:
+            log.warning("epoch %d: %s", self.epoch, report.summary())
+        return count
 
     @torch.no_grad()
     def validate(self) -> dict[str, Any]:
