@@ -160,3 +160,21 @@ def test_dataset_videos_one_per_class_from_the_embedded_dataset(tmp_path):
     assert first.is_file() and load_segments(first, num_segments=2, size=32).shape == (2, 4, 32, 32, 3)
     again = dataset_videos("embedded", tmp_path / "emb", limit=3, small=True)  # found, not regenerated
     assert again == videos
+
+
+def test_learned_pa_from_checkpoints(tmp_path):
+    from pan_lib.checkpoints import save_official_checkpoint
+    from pan_lib.models import build_model
+    from pan_lib.viz import learned_pa
+
+    torch.manual_seed(5)
+    lite = build_model("Lite", 3, num_segments=2, backbone="resnet_tiny", dropout=0.0)
+    with torch.no_grad():
+        lite.PA.shallow_conv.weight.mul_(7.0)  # "trained": differs from any fresh init
+    path = save_official_checkpoint(lite, tmp_path / "lite.pth.tar", epoch=1, best_prec1=0.0)
+    pa = learned_pa(path)
+    assert torch.equal(pa.shallow_conv.weight, lite.PA.shallow_conv.weight)
+    rgb = save_official_checkpoint(build_model("RGB", 3, num_segments=2, backbone="resnet_tiny", dropout=0.0),
+                                   tmp_path / "rgb.pth.tar", epoch=1, best_prec1=0.0)
+    with pytest.raises(ValueError, match="without a PA module"):
+        learned_pa(rgb)
