@@ -22,7 +22,7 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -283,7 +283,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     out = args.out if args.out is not None else str(Path("results/demo") / f"{Path(args.video).stem}.png")
     values = {k: v for k, v in vars(args).items() if k != "out"}
-    values["top_k"] = values.pop("top_k")
     try:
         cfg = DemoConfig.from_dict(dict(values, out=out))
         timeline = predict_timeline(cfg)

@@ -59,7 +59,7 @@ def load_segments(path: str | Path, *, num_segments: int = 8, frames_per_segment
             num_frames = count_frames(path, backend=backend)
         except VideoReadError:
             raise
-        except Exception as exc:  # decoders raise their own types on garbage input
+        except Exception as exc:  # decoders raise their own error types on garbage input: name the file
             raise VideoReadError(f"{path}: not a readable video ({type(exc).__name__}: {exc})") from exc
         if num_frames <= 0:
             raise VideoReadError(f"{path}: no decodable frames")
