@@ -24,7 +24,7 @@ class _CountingNet(TinyNet):
                                                       (10, False, False, 10), (1, True, False, 2),
                                                       (3, True, False, 6), (1, False, True, 10)])
 def test_protocol_view_counts(crops, twice, dense, views):
-    cfg = EvalConfig(crops=crops, twice_sample=twice, dense_sample=dense)
+    cfg = EvalConfig(crops=crops, twice_sample=twice, dense_sample=dense, num_workers=0)
     assert cfg.views == views
     torch.manual_seed(0)
     net = _CountingNet(new_length=4)
@@ -41,7 +41,7 @@ def test_views_are_averaged_per_video():
     torch.manual_seed(0)
     net = TinyNet().eval()
     data = ToyMotion(4, views=3, fixed=True)
-    res = evaluate([net], EvalConfig(crops=3, batch_size=4, progress="off"), datasets=[data], num_classes=3,
+    res = evaluate([net], EvalConfig(crops=3, batch_size=4, progress="off", num_workers=0), datasets=[data], num_classes=3,
                    write=False)
     with torch.no_grad():
         manual = torch.stack([net(data[i][0].view(3, -1, 32, 32)).mean(0) for i in range(4)])  # (V, C) -> (C,)
@@ -57,7 +57,7 @@ def test_result_does_not_depend_on_batch_size(twice):
     net = build_model("Lite", 3, num_segments=4, backbone="resnet_tiny").eval()
     views = 2 if twice else 1
     data = ToyMotion(7, new_length=4, views=views, fixed=True)
-    cfg = EvalConfig(twice_sample=twice, progress="off")
+    cfg = EvalConfig(twice_sample=twice, progress="off", num_workers=0)
     results = [evaluate([net], cfg.replace(batch_size=b), datasets=[data], num_classes=3, write=False)
                for b in (1, 3, 7)]
     for other in results[1:]:
@@ -71,9 +71,9 @@ def test_ensemble_with_own_loaders_per_member(tmp_path):
     lite, rgb, pa = TinyNet(new_length=4, modality="Lite"), TinyNet(modality="RGB"), TinyNet(new_length=4, modality="PA")
     sets = [ToyMotion(6, new_length=4, fixed=True), ToyMotion(6, new_length=1, fixed=True),
             ToyMotion(6, new_length=4, fixed=True)]
-    cfg = EvalConfig(progress="off", out_dir=str(tmp_path / "en"), batch_size=4, coeffs=(1.0, 2.0, 1.0))
+    cfg = EvalConfig(progress="off", out_dir=str(tmp_path / "en"), batch_size=4, coeffs=(1.0, 2.0, 1.0), num_workers=0)
     res = evaluate([lite, rgb, pa], cfg, datasets=sets, num_classes=3)
-    singles = [evaluate([m], EvalConfig(progress="off"), datasets=[d], num_classes=3, write=False)
+    singles = [evaluate([m], EvalConfig(progress="off", num_workers=0), datasets=[d], num_classes=3, write=False)
                for m, d in zip((lite, rgb, pa), sets)]
     expected = (singles[0].scores + 2 * singles[1].scores + singles[2].scores) / 3
     np.testing.assert_allclose(res.scores, expected, rtol=1e-5, atol=1e-6)
@@ -111,7 +111,7 @@ def test_train_then_evaluate_checkpoint_and_export_official(tmp_path):
                       save_every_minutes=0.0, resume=False)
     res = train(cfg, model=model, train_set=ToyMotion(8, new_length=4), val_set=ToyMotion(4, new_length=4),
                 num_classes=3)
-    ev = evaluate([res.best_checkpoint], EvalConfig(progress="off"), datasets=[ToyMotion(4, new_length=4)],
+    ev = evaluate([res.best_checkpoint], EvalConfig(progress="off", num_workers=0), datasets=[ToyMotion(4, new_length=4)],
                   num_classes=3)
     assert ev.record_path.parent == tmp_path / "run" / "eval" / "PAN_PA_val_1crop_1clip_centre"
     assert ev.record["members"][0]["run_record"].endswith("record.json")
