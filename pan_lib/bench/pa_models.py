@@ -15,7 +15,9 @@ Writes ``results/bench/pa_models.{csv,md,json}`` (provenance included). Sections
 Timing: warm-up call(s) excluded, then calls until ``min_seconds`` have passed (at least
 ``min_repeats``), median per call. Models that are compared (Lite vs RGB) are timed round-robin
 (A, B, A, B, ...) so that load from other processes hits both alike. Random inputs: the cost does
-not depend on the content. CPU threads: torch's current setting (recorded in the provenance).
+not depend on the content. CPU threads: torch's current setting, or ``--threads N`` (then written to
+``pa_models_threads<N>.*``); the 1-minute load average before/after is recorded, because on a machine
+shared with other jobs two competing threads per process distort times far more than one thread does.
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ class PAModelsBenchConfig:
     warmup: int = 2
     tiny_size: int = 64
     tiny_batch: int = 8
+    threads: int = 0  # 0: torch's current setting; >0: set for the run (results go to pa_models_threads<N>.*)
 
     @classmethod
     def for_mode(cls, quick: bool, **overrides) -> PAModelsBenchConfig:
@@ -224,25 +227,53 @@ def measure(cfg: PAModelsBenchConfig) -> list[dict]:
 
 
 def run(out_dir: Path, quick: bool = False, **overrides) -> list[Path]:
+    """Measure and write ``<out_dir>/pa_models.{csv,md,json}`` (``pa_models_threads<N>.*`` with ``threads=N``)."""
+    cfg = PAModelsBenchConfig.for_mode(quick, **overrides)
+    previous_threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _run(cfg, Path(out_dir), quick)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run(cfg: PAModelsBenchConfig, out_dir: Path, quick: bool) -> list[Path]:
     from pan_lib.provenance import provenance, write_table
 
-    cfg = PAModelsBenchConfig.for_mode(quick, **overrides)
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     rows = measure(cfg)
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     # the 1-minute load average tells readers whether other processes competed for the cores
     meta = provenance({**asdict(cfg), "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
                        "load_avg_1min_before": load_before, "load_avg_1min_after": load_after}, device=cfg.device)
-    command = f"python -m pan_lib.bench {NAME}" + (" --quick" if quick else "")
+    command = (f"python -m pan_lib.bench.pa_models --threads {cfg.threads}" if cfg.threads
+               else f"python -m pan_lib.bench {NAME}") + (" --quick" if quick else "")
     title = (f"PA throughput and PAN model forward cost ({cfg.device}, {torch.get_num_threads()} threads, "
              f"load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} cores)"
              if load_before is not None else f"PA throughput and PAN model forward cost ({cfg.device})")
-    return write_table(rows, Path(out_dir) / NAME, title=title, meta=meta, command=command)
+    stem = f"{NAME}_threads{cfg.threads}" if cfg.threads else NAME
+    return write_table(rows, out_dir / stem, title=title, meta=meta, command=command)
 
 
-if __name__ == "__main__":  # python -m pan_lib.bench.pa_models [--quick]
-    import sys
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pan_lib.bench.pa_models [--quick] [--threads N] [--out results/bench]``.
 
+    ``--threads 1`` gives stable ratios on a machine shared with other jobs (two threads that compete
+    with other processes for two cores spend their time waiting for each other).
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m pan_lib.bench.pa_models", description=main.__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: keep the current setting)")
+    parser.add_argument("--out", type=Path, default=Path("results/bench"))
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for path in run(Path("results/bench"), quick="--quick" in sys.argv[1:]):
+    for path in run(args.out, quick=args.quick, threads=args.threads):
         print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
