@@ -54,9 +54,9 @@ def _step_fn(modality: str, backbone: str, size: int, batch: int, segments: int,
     return step
 
 
-def _measure(row: dict, step, device: torch.device, warmup: int, repeats: int) -> dict:
+def _measure(row: dict, step, device: torch.device, warmup: int, repeats: int, min_seconds: float = 0.0) -> dict:
     reset_peak_memory(device)
-    times = time_callable(step, device=device, warmup=warmup, repeats=repeats)
+    times = time_callable(step, device=device, warmup=warmup, repeats=repeats, min_seconds=min_seconds)
     med = statistics.median(times)
     return {**row, "ms_per_step": round(1000 * med, 2), "clips_per_s": round(row["batch"] / med, 2),
             "repeats": len(times), "peak_memory_mb": round(peak_memory_mb(device), 1)}
@@ -74,7 +74,8 @@ def run(out_dir: Path, quick: bool = False) -> list[Path]:
             step = _step_fn(modality, backbone, size, batch, 8, cpu, cl, amp)
             row = _measure({"device": "cpu", "config": name, "modality": modality, "backbone": backbone,
                             "input_size": size, "batch": batch, "variant": variant}, step, cpu,
-                           warmup=1 if quick else 2, repeats=2 if quick else (3 if backbone == "resnet50" else 5))
+                           warmup=1 if quick else 3, repeats=2 if quick else (3 if backbone == "resnet50" else 5),
+                           min_seconds=0.0 if quick else (0.0 if backbone == "resnet50" else 3.0))
             base_ms = base_ms or row["ms_per_step"]
             row["speedup_vs_fp32"] = round(base_ms / row["ms_per_step"], 2)
             rows.append(row)
