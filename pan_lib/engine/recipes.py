@@ -39,7 +39,10 @@ OFFICIAL_DATASETS = ("sthv1", "sthv2")
 # no ImageNet, warm-up + short cosine schedule; lr 0.01 at batch 16 because PA/Lite from scratch
 # diverged at 0.02-0.05 (PA's first conv trains at x5/x10, officially). Decoding runs in 2 workers:
 # decord in the main process is ~8x slower while torch's threads spin. Target: one run <= ~40 s wall
-# (5 modalities x 3 seeds + evaluation in ~12 min); see the engine report for what was measured.
+# (5 modalities x 3 seeds + evaluation in ~12 min). Status: NOT yet tuned — on the default embedded
+# set (24 train clips per class) Lite stayed at chance after 2 epochs, and TSM from scratch reached
+# 69 % train / ~11 % val top-1 after 10 epochs (overfitting); the data set's own linear order-aware
+# control scores 19.8 % (bag_of_frames_baseline). Measured on a shared 2-core machine.
 _EMBEDDED_COMMON: dict[str, Any] = dict(
     dataset="embedded", backbone="resnet_tiny", pretrained=False, segments=8, shift_div=8,
     input_size=48, scale_size=56, batch_size=16, lr=0.01, lr_type="cos", lr_steps=(), warmup_epochs=1.0,
