@@ -363,10 +363,11 @@ def history_figure(results: Iterable, key: str = "val_top1", title: str = "valid
         hist = [h for h in res.metrics if h.get(key) is not None]
         if not hist:
             continue
-        name = res.run_dir.name.split("_")[0]
+        name = res.run_dir.name.split("_")[0]  # <modality>_<dataset>_... -> modality
+        first = name not in colours
         colour = colours.setdefault(name, f"C{len(colours)}")
         ax.plot([h["epoch"] for h in hist], [h[key] for h in hist], "-o", ms=3, color=colour,
-                label=name if list(colours).count(name) and name not in ax.get_legend_handles_labels()[1] else None)
+                label=name if first else None)
     ax.set_xlabel("epoch")
     ax.set_ylabel(key.replace("_", " ") + (" (%)" if "top" in key else ""))
     ax.set_title(title, fontsize=10)

@@ -119,3 +119,52 @@ def test_small_mode_never_writes_into_results():
     assert wb.WorkbookConfig(small=True).notebook_parameters()["data_root"].endswith("embedded_tiny")
     assert "seed" not in wb.WorkbookConfig().notebook_parameters()  # 01's generator seed stays its own
     assert wb.WorkbookConfig().out_dir == wb.REPO_ROOT / "results"
+
+
+# ------------------------------------------------------------------------ notebook helpers (pan_lib)
+def test_as_seeds_accepts_papermill_forms():
+    from pan_lib.notebook_utils import as_seeds
+
+    assert as_seeds([0, 1, 2]) == as_seeds("0,1,2") == as_seeds("[0, 1, 2]") == [0, 1, 2]
+    assert as_seeds(3) == [3]
+    with pytest.raises(ValueError, match="at least one seed"):
+        as_seeds("")
+
+
+def test_resolve_progress_is_text_when_headless(monkeypatch):
+    from pan_lib import notebook_utils as nbu
+
+    monkeypatch.setenv(nbu.HEADLESS_ENV, "1")
+    assert nbu.resolve_progress("auto") == "text" and nbu.resolve_progress("off") == "off"
+    with pytest.raises(ValueError, match="'auto', 'text' or 'off'"):
+        nbu.resolve_progress("widget")
+
+
+def test_train_configs_recipes_overrides_and_small_mode(tmp_path):
+    from pan_lib import notebook_utils as nbu
+
+    cfgs = nbu.train_configs("embedded", ["TSN", "Lite"], [0, 1], run_root=tmp_path, small=True,
+                             progress="off", lr=None, epochs=None, backbone=None)
+    assert [(c.modality, c.seed) for c in cfgs] == [("TSN", 0), ("TSN", 1), ("Lite", 0), ("Lite", 1)]
+    assert all(c.epochs == 1 and c.data_root.endswith("embedded_tiny") for c in cfgs)
+    assert cfgs[0].resolved_run_dir.parent == tmp_path
+    full = nbu.train_configs("embedded", ["RGB"], [0], run_root=tmp_path, epochs=3, batch_size=4)
+    assert (full[0].epochs, full[0].batch_size, full[0].backbone) == (3, 4, "resnet_tiny")
+    official = nbu.train_configs("sthv2", ["PA"], [0], data_root="/data/sthv2", run_root=tmp_path)
+    assert (official[0].epochs, official[0].backbone, official[0].lr_steps) == (80, "resnet50", (30.0, 60.0))
+    cpu = nbu.train_configs("sthv2", ["Lite"], [0], recipe="embedded", run_root=tmp_path)
+    assert cpu[0].dataset == "sthv2" and cpu[0].backbone == "resnet_tiny"
+    with pytest.raises(ValueError, match="recipe 'official' is for real datasets"):
+        nbu.train_configs("embedded", ["Lite"], [0], recipe="official")
+    with pytest.raises(ValueError, match="valid: TSN, TSM, RGB, PA, Lite"):
+        nbu.train_configs("embedded", ["Full"], [0])
+
+
+def test_ensure_dataset_fails_fast_for_unprepared_real_data(tmp_path):
+    from pan_lib import notebook_utils as nbu
+    from pan_lib.data.registry import DatasetNotPreparedError
+
+    with pytest.raises(DatasetNotPreparedError, match="python -m data_prep sthv1 --root"):
+        nbu.ensure_dataset("sthv1", tmp_path / "nothing")
+    with pytest.raises(ValueError, match="unknown dataset 'ssv2'; valid: embedded"):
+        nbu.ensure_dataset("ssv2")
