@@ -16,7 +16,8 @@ PYTEST_ARGS ?=
 $(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test]"
+	@# the machine-wide pip config names local mirrors that lack most projects: drop those warnings
+	set -o pipefail; $(BIN)/python -m pip install -q -e ".[test]" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (PAN workbook)" >/dev/null
 	rm -f $(VENV)/.installed-* && touch $@
 
