@@ -3,6 +3,13 @@
 Each benchmark module defines `run(out_dir: Path, quick: bool = False) -> list[Path]` and registers
 itself in BENCHMARKS below (module path, one-line description).
 """
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+C = TypeVar("C")
+
 BENCHMARKS: dict[str, tuple[str, str]] = {
     # name: (module, description) — filled by the issues that own each benchmark
     "pa_models": ("pan_lib.bench.pa_models", "PA pairs/s (ours vs official-style loop, fp32/bf16, 1/8 clips), R50 forward cost Lite/PA/RGB/TSM, tiny-backbone train step"),
@@ -10,3 +17,13 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "train_step": ("pan_lib.bench.train_step", "SGD step per modality: embedded (tiny, 64px, b16) and R50@224 b1-2 on CPU, fp32 vs channels_last vs bf16; GPU Lite R50 b64 AMP+CL vs fp32"),
     "loader": ("pan_lib.bench.loader", "clips/s of VideoClipDataset: frame folders vs decord vs PyAV, RGB 8x1 / PA 8x4, 224 and embedded, 0/2 workers, vs embedded train rate"),
 }
+
+
+def with_overrides(config: C, overrides: dict[str, Any]) -> C:
+    """Set dataclass fields of a benchmark config; an unknown name is an error listing the valid ones."""
+    valid = [f.name for f in dataclasses.fields(config)]
+    for key, value in overrides.items():
+        if key not in valid:
+            raise ValueError(f"unknown option {key!r}; valid: {', '.join(valid)}")
+        setattr(config, key, value)
+    return config

@@ -34,6 +34,8 @@ from typing import Callable
 
 import numpy as np
 
+from pan_lib.bench import with_overrides
+
 log = logging.getLogger(__name__)
 
 NAME = "motion_cues"
@@ -56,12 +58,7 @@ class MotionBenchConfig:
 
     @classmethod
     def for_mode(cls, quick: bool, **overrides) -> "MotionBenchConfig":
-        base = cls(quick=True, rounds=1, round_seconds=0.1, slow_pairs=1) if quick else cls()
-        for key, value in overrides.items():
-            if not hasattr(base, key):
-                raise ValueError(f"unknown option {key!r}; valid: {', '.join(asdict(base))}")
-            setattr(base, key, value)
-        return base
+        return with_overrides(cls(quick=True, rounds=1, round_seconds=0.1, slow_pairs=1) if quick else cls(), overrides)
 
 
 def bench_frames(num_frames: int = NUM_SEGMENTS * FRAMES_PER_SEGMENT, size: int = SIZE,

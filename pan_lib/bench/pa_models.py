@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from pan_lib.bench import with_overrides
+
 log = logging.getLogger(__name__)
 
 NAME = "pa_models"
@@ -53,12 +55,7 @@ class PAModelsBenchConfig:
 
     @classmethod
     def for_mode(cls, quick: bool, **overrides) -> PAModelsBenchConfig:
-        base = cls(quick=True, min_seconds=0.3, min_repeats=1, warmup=1) if quick else cls()
-        for key, value in overrides.items():
-            if not hasattr(base, key):
-                raise ValueError(f"unknown option {key!r}; valid: {', '.join(asdict(base))}")
-            setattr(base, key, value)
-        return base
+        return with_overrides(cls(quick=True, min_seconds=0.3, min_repeats=1, warmup=1) if quick else cls(), overrides)
 
 
 def _sync(device: str) -> Callable[[], None]:
