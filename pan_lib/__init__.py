@@ -5,7 +5,7 @@ Heavy submodules (torch, torchvision) are imported lazily, so `import pan_lib` s
 """
 from __future__ import annotations
 
-import importlib
+from pan_lib._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -31,11 +31,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        module = importlib.import_module(_EXPORTS[name])
-        return getattr(module, name)
-    raise AttributeError(f"module 'pan_lib' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__():

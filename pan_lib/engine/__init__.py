@@ -10,7 +10,7 @@ package attributes are the functions (`pan_lib.engine.train.train` stays reachab
 """
 from __future__ import annotations
 
-import importlib
+from pan_lib._lazy import lazy_getattr
 
 from pan_lib.engine.evaluate import EvalResult, evaluate  # noqa: E402  (binds the function over the submodule)
 from pan_lib.engine.train import NonFiniteLossError, RunResult, train  # noqa: E402
@@ -40,12 +40,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'pan_lib.engine' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__():

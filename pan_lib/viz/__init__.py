@@ -12,7 +12,7 @@ datasets).
 """
 from __future__ import annotations
 
-import importlib
+from pan_lib._lazy import lazy_getattr
 
 _EXPORTS = {
     "COLORMAPS": "pan_lib.viz.colour",
@@ -37,7 +37,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'pan_lib.viz' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
