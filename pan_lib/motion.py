@@ -204,7 +204,9 @@ def load_raft(size: str = "small", weights: str | Path = "auto", device: str = "
             raise FileNotFoundError(f"RAFT weights file {path} not found; valid weights: "
                                     f"{', '.join(RAFT_WEIGHTS_CHOICES)} or a state-dict path")
         model = build(weights=None)
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        from pan_lib.checkpoints import read_checkpoint  # weights_only, clear refusal of unsafe pickles
+
+        state = read_checkpoint(path)
         model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
         trained, desc = True, str(path)
     return model.eval().to(device), trained, desc

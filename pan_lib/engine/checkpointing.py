@@ -78,7 +78,9 @@ def remove_stale_temporaries(folder: Path | str) -> list[Path]:
 
 def load_train_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a training checkpoint safely (weights_only) and check its format."""
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    from pan_lib.checkpoints import read_checkpoint  # weights_only, with a clear refusal of unsafe pickles
+
+    ckpt = read_checkpoint(path, map_location=map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path} is not a pan-workbook training checkpoint (format {FORMAT}); "
                          "official checkpoints load with pan_lib.checkpoints.load_checkpoint")

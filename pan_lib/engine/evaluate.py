@@ -178,7 +178,9 @@ def load_member(checkpoint: str | Path | nn.Module) -> tuple[nn.Module, dict[str
     path = Path(checkpoint)
     from pan_lib.engine.checkpointing import FORMAT
 
-    raw = torch.load(path, map_location="cpu", weights_only=True)
+    from pan_lib.checkpoints import read_checkpoint  # weights_only, with a clear refusal of unsafe pickles
+
+    raw = read_checkpoint(path)
     if isinstance(raw, dict) and raw.get("format") == FORMAT:
         from pan_lib.models import build_model
 
