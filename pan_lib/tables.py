@@ -380,6 +380,17 @@ def write_tables(run_root: Path | str, out_dir: Path | str, *, command: str,
     return written
 
 
+def _save_figure(fig, path: Path, footer: str, png_meta: Mapping[str, str]) -> Path:
+    """Stamp the provenance footer, save as PNG with the same provenance in its metadata, close."""
+    import matplotlib.pyplot as plt
+
+    fig.text(0.01, 0.005, footer, fontsize=6, color="0.4")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=110, metadata=dict(png_meta))
+    plt.close(fig)
+    return path
+
+
 def plot_embedded(aggregates: Sequence[Aggregate], rows: Sequence[ResultRow], out_dir: Path | str, *,
                   dataset: str, meta: Mapping[str, Any], command: str) -> list[Path]:
     """Two PNGs: top-1 per model (mean ± std, seeds as dots) and top-1 against FLOPs and clips/s."""
@@ -410,12 +421,7 @@ def plot_embedded(aggregates: Sequence[Aggregate], rows: Sequence[ResultRow], ou
         ax.text(0.5, 0.5, "no finished runs", ha="center", va="center", transform=ax.transAxes)
     ax.set_ylabel("top-1 (%)")
     ax.set_title(f"{dataset}: top-1 per model, mean ± std over seeds (dots = seeds)", fontsize=10)
-    fig.text(0.01, 0.005, footer, fontsize=6, color="0.4")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    path = out_dir / f"{dataset}_top1.png"
-    fig.savefig(path, dpi=110, metadata=png_meta)
-    plt.close(fig)
-    paths.append(path)
+    paths.append(_save_figure(fig, out_dir / f"{dataset}_top1.png", footer, png_meta))
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
     for ax, attr, label in ((axes[0], "gflops_total", "GFLOPs × views (multiply-adds)"),
@@ -431,12 +437,7 @@ def plot_embedded(aggregates: Sequence[Aggregate], rows: Sequence[ResultRow], ou
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("top-1 (%)")
     fig.suptitle(f"{dataset}: accuracy against cost", fontsize=10)
-    fig.text(0.01, 0.005, footer, fontsize=6, color="0.4")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    path = out_dir / f"{dataset}_accuracy_vs_cost.png"
-    fig.savefig(path, dpi=110, metadata=png_meta)
-    plt.close(fig)
-    paths.append(path)
+    paths.append(_save_figure(fig, out_dir / f"{dataset}_accuracy_vs_cost.png", footer, png_meta))
     return paths
 
 
