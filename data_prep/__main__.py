@@ -101,6 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--splits", nargs="+", default=["train", "val", "test"])
     p.add_argument("--progress", default="auto", choices=["auto", "text", "off"])
 
+    p = sub.add_parser("decode", help="decode the videos of a prepared folder once into uint8 arrays",
+                       description="Decode every listed video into <prepared>/decoded_s<S>/<path>.npy (uint8 "
+                                   "[F, H, W, 3], short side S); loaders then read clips as array slices "
+                                   "(source 'decoded', chosen automatically). Resumable; undecodable videos "
+                                   "are listed in decode_failures.txt. Meant for small datasets (embedded).")
+    p.add_argument("prepared", type=Path, help="a folder written by `python -m data_prep <dataset>`")
+    p.add_argument("--short-side", type=int, default=56, help="short side in px (0 keeps the video size)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--splits", nargs="+", default=["train", "val", "test"])
+    p.add_argument("--progress", default="auto", choices=["auto", "text", "off"])
+
     p = sub.add_parser("baseline", help="single-frame / bag-of-frames baselines on the embedded dataset",
                        description="Linear classifiers on order-free views of each video (one frame; mean/std/"
                                    "min/max over frames) and on an order-aware control (antisymmetric lag-1 "
@@ -145,6 +156,13 @@ def main(argv: list[str] | None = None) -> int:
             summary = extract_frames(args.prepared, frames_dir=args.frames_dir, scale=args.scale,
                                      quality=args.quality, workers=args.workers, splits=args.splits,
                                      progress=args.progress)
+            print(json.dumps({k: v for k, v in summary.items() if k != "tools"}, indent=1))
+            return 1 if summary["failed"] else 0
+        if cmd == "decode":
+            from data_prep.decode import decode_videos
+
+            summary = decode_videos(args.prepared, short_side=args.short_side, workers=args.workers,
+                                    splits=args.splits, progress=args.progress)
             print(json.dumps({k: v for k, v in summary.items() if k != "tools"}, indent=1))
             return 1 if summary["failed"] else 0
         if cmd == "baseline":

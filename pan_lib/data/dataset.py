@@ -43,12 +43,12 @@ from torch.utils.data import Dataset
 from pan_lib.data.lists import VideoRecord, read_list_file
 from pan_lib.data.sampling import clip_frame_indices, dense_offsets, segment_offsets
 from pan_lib.data.transforms import ClipTransform, build_transform
-from pan_lib.data.video import VideoReadError, count_frames, read_frame_folder, read_video_frames
+from pan_lib.data.video import VideoReadError, count_frames, read_decoded, read_frame_folder, read_video_frames
 
 log = logging.getLogger(__name__)
 
 POLICIES = ("auto", "resample", "zeros", "raise")
-SOURCES = ("frames", "video")
+SOURCES = ("frames", "video", "decoded")
 
 
 @dataclass
@@ -89,7 +89,8 @@ class VideoClipDataset(Dataset):
         root: folder the list paths are relative to (frame folders or video files).
         mode: "train" (random shift + multi-scale crop + flip), "val" (centres + centre crop),
             "test" (centres, ``twice_sample``, ``test_crops``, ``full_res``).
-        source: "frames" (JPEG folders named by ``image_tmpl``) or "video" (decord, PyAV fallback).
+        source: "frames" (JPEG folders named by ``image_tmpl``), "video" (decord, PyAV fallback) or
+            "decoded" (``<path>.npy`` uint8 arrays written by ``python -m data_prep decode``).
         dense: TSM dense sampling instead of segments.
         drop_short: drop rows with fewer than 3 frames in train/val (official); ``None`` = official.
         bad_input: "auto" (= "resample" in train, "zeros" otherwise), "resample", "zeros", "raise".
@@ -163,7 +164,8 @@ class VideoClipDataset(Dataset):
         return (frames * 3, size, size)
 
     def path_of(self, index: int) -> Path:
-        return self.root / self.records[index].path
+        path = self.records[index].path
+        return self.root / (f"{path}.npy" if self.source == "decoded" else path)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
         rng = self._rng(index)
@@ -220,7 +222,9 @@ class VideoClipDataset(Dataset):
         if record.num_frames >= 0:
             return record.num_frames
         if index not in self._frame_counts:  # unknown in the list: count once per process
-            self._frame_counts[index] = count_frames(self.path_of(index), self.backend)
+            path = self.path_of(index)
+            self._frame_counts[index] = (len(read_decoded(path, [])) if self.source == "decoded"
+                                         else count_frames(path, self.backend))
         return self._frame_counts[index]
 
     def frame_indices(self, index: int, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -241,6 +245,8 @@ class VideoClipDataset(Dataset):
         path = self.path_of(index)
         if self.source == "frames":
             frames = read_frame_folder(path, idx1 - 1, self.image_tmpl)
+        elif self.source == "decoded":
+            frames = read_decoded(path, idx1 - 1)
         else:
             frames = read_video_frames(path, idx1 - 1, self.backend)
         return self.transform(frames, rng)

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "prepared.json"
 CLASSES_FILE = "classes.txt"
 SPLITS = ("train", "val", "test")
-SOURCES = ("frames", "video")
+SOURCES = ("decoded", "frames", "video")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -43,7 +43,7 @@ class DatasetInfo:
 
 
 DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (
-    DatasetInfo("embedded", 12, False, "{:06d}.jpg", ".webm", 96,
+    DatasetInfo("embedded", 12, False, "{:06d}.jpg", ".webm", 64,
                 "embedded synthetic motion dataset (time-reversal class pairs, SSv2 layout)", ""),
     DatasetInfo("sthv1", 174, False, "{:05d}.jpg", "", 100,
                 "Something-Something V1 (JPEG frames as distributed)",
@@ -133,7 +133,8 @@ def _manifest_path(name: str, data_root: Path) -> Path | None:
 def find_prepared(name: str, data_root: str | Path | None = None, source: str = "auto") -> PreparedDataset:
     """The prepared copy of ``name`` in ``data_root`` (or ``data_root/<name>``).
 
-    ``source``: "auto" (frames when extracted, else videos), "frames" or "video".
+    ``source``: "auto" (decoded arrays when ``data_prep decode`` ran, else frames when extracted,
+    else videos), "decoded", "frames" or "video".
     """
     info = get_dataset_info(name)
     if source not in ("auto",) + SOURCES:
@@ -151,13 +152,13 @@ def find_prepared(name: str, data_root: str | Path | None = None, source: str = 
     prepared_root = path.parent.resolve()
     lists = manifest.get("lists", {})
     if source == "auto":
-        source = "frames" if lists.get("frames") else "video"
+        source = "decoded" if lists.get("decoded") else "frames" if lists.get("frames") else "video"
     if not lists.get(source):
-        cmd = (f"python -m data_prep extract-frames {prepared_root}" if source == "frames"
-               else prepare_command(name, prepared_root))
+        cmd = {"frames": f"python -m data_prep extract-frames {prepared_root}",
+               "decoded": f"python -m data_prep decode {prepared_root}"}.get(source, prepare_command(name, prepared_root))
         raise DatasetNotPreparedError(f"{prepared_root} has no {source} lists; create them with:\n    {cmd}")
     chosen = lists[source]
-    data_dir = Path(manifest["frames_root"] if source == "frames" else manifest["video_root"])
+    data_dir = Path(manifest[{"frames": "frames_root", "decoded": "decoded_root"}.get(source, "video_root")])
     if not data_dir.is_absolute():
         data_dir = prepared_root / data_dir
 
@@ -168,37 +169,52 @@ def find_prepared(name: str, data_root: str | Path | None = None, source: str = 
     classes_file = prepared_root / manifest.get("classes_file", CLASSES_FILE)
     from pan_lib.data.lists import read_classes
 
+    fingerprint = str(manifest.get("fingerprint", ""))
+    if source == "frames" and manifest.get("extraction"):
+        fingerprint = str(manifest["extraction"].get("fingerprint", ""))
+    elif source == "decoded":  # the same videos, decoded at a fixed short side
+        fingerprint = f"{fingerprint}+s{(manifest.get('decoded') or {}).get('short_side', '?')}"
     return PreparedDataset(name=name, root=prepared_root, train_list=_p("train"), val_list=_p("val"),
                            test_list=_p("test"), source=source, classes=read_classes(classes_file),
-                           fingerprint=str((manifest.get("extraction") or {}).get("fingerprint", "")
-                                           if source == "frames" and manifest.get("extraction")
-                                           else manifest.get("fingerprint", "")), data_dir=data_dir,
+                           fingerprint=fingerprint, data_dir=data_dir,
                            image_tmpl=manifest.get("image_tmpl", info.image_tmpl), manifest=manifest)
 
 
 def prepare_embedded(out_dir: str | Path | None = None, *, size: str = "default", seed: int = 0,
                      classes: str = "default", codec: str = "vp9", workers: int | None = None,
-                     progress: str = "auto", count_frames: bool = True, **overrides: Any) -> PreparedDataset:
+                     progress: str = "auto", count_frames: bool = True, decoded_short_side: int | None = 56,
+                     **overrides: Any) -> PreparedDataset:
     """Generate (unless already generated with the same parameters) and prepare the embedded dataset.
 
     ``out_dir`` (default ``default_data_root("embedded")``) receives ``raw/`` (the SSv2-layout
     videos and JSON) and the prepared lists. ``size``: tiny | small | default | large; further
     ``SyntheticConfig`` fields (``num_frames``, ``resolution``, ``train_per_class``, ...) as keywords.
+    ``decoded_short_side``: also decode every video once into uint8 arrays at this short side
+    (``python -m data_prep decode``; loaders then read clips as array slices); ``None``: videos only.
     """
     from pan_lib.data.synthetic import SyntheticConfig, generate
 
     out = Path(out_dir) if out_dir is not None else default_data_root("embedded")
     cfg = SyntheticConfig(size=size, seed=seed, classes=classes, codec=codec, **overrides)
     manifest = out / MANIFEST
-    if manifest.is_file():
-        meta = json.loads(manifest.read_text())
-        if meta.get("options", {}).get("generator_fingerprint") == cfg.fingerprint():
-            return find_prepared("embedded", out)
-    raw = generate(out / "raw", cfg, workers=workers, overwrite=True, progress=progress)
-    from data_prep.datasets import prepare_sthv2
+    meta = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    if meta.get("options", {}).get("generator_fingerprint") != cfg.fingerprint():
+        import shutil
 
-    prepare_sthv2(raw, out, name="embedded", count_frames=count_frames, progress=progress,
-                  extra_options={"generator_fingerprint": cfg.fingerprint(), "generator": cfg.to_dict()})
+        for stale in out.glob("decoded_s*"):  # arrays of the previous videos
+            shutil.rmtree(stale, ignore_errors=True)
+        raw = generate(out / "raw", cfg, workers=workers, overwrite=True, progress=progress)
+        from data_prep.datasets import prepare_sthv2
+
+        meta = json.loads(prepare_sthv2(raw, out, name="embedded", count_frames=count_frames, progress=progress,
+                                        extra_options={"generator_fingerprint": cfg.fingerprint(),
+                                                       "generator": cfg.to_dict()}).read_text())
+    decoded = meta.get("decoded") or {}
+    if decoded_short_side is not None and (decoded.get("short_side") != decoded_short_side
+                                           or not meta.get("lists", {}).get("decoded")):
+        from data_prep.decode import decode_videos
+
+        decode_videos(out, short_side=decoded_short_side, workers=workers or 2, progress=progress)
     return find_prepared("embedded", out)
 
 

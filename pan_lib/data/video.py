@@ -180,6 +180,23 @@ def read_video_frames(path: str | Path, indices: Sequence[int] | np.ndarray,
         raise VideoReadError("; ".join(errors + [f"{path}: pyav: {type(exc).__name__}: {exc}"])) from exc
 
 
+def read_decoded(path: str | Path, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Frames at 0-based ``indices`` of a decoded ``.npy`` array ``[F, H, W, 3]`` (memory-mapped)."""
+    idx = np.asarray(indices, dtype=np.int64)
+    try:
+        frames = np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise VideoReadError(f"{path}: not in the decoded cache (decoding failed or `data_prep decode` "
+                             "did not finish; see decode_failures.txt)") from None
+    except (ValueError, OSError) as exc:
+        raise VideoReadError(f"{path}: unreadable decoded array ({exc})") from exc
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise VideoReadError(f"{path}: expected uint8 [F, H, W, 3], got {frames.dtype} {frames.shape}")
+    if idx.size and (idx.min() < 0 or idx.max() >= frames.shape[0]):
+        raise VideoReadError(f"{path}: frame {int(idx.max())} requested but the array holds {frames.shape[0]}")
+    return np.ascontiguousarray(frames[idx])  # (F, H, W, 3)
+
+
 def read_frame_folder(folder: str | Path, indices: Sequence[int] | np.ndarray,
                       image_tmpl: str = "{:05d}.jpg") -> np.ndarray:
     """JPEG frames ``folder / image_tmpl.format(i + 1)`` for 0-based ``indices`` -> ``[F, H, W, 3]``."""

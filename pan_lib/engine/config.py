@@ -23,8 +23,9 @@ MODALITIES = ("TSN", "TSM", "RGB", "PA", "Lite")
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 PROGRESS_CHOICES = ("auto", "text", "off")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
-SOURCE_CHOICES = ("auto", "frames", "video")
+SOURCE_CHOICES = ("auto", "decoded", "frames", "video")
 LR_TYPES = ("step", "cos")
+OPTIMIZERS = ("sgd", "adamw")
 CROP_CHOICES = (1, 3, 5, 10)
 
 
@@ -96,7 +97,7 @@ class TrainConfig(_ConfigIO):
     # -- what to train
     dataset: str = "embedded"
     data_root: str | None = None           # None: the registry's default location for `dataset`
-    source: str = "auto"                   # frames | video | auto (what the prepared data holds)
+    source: str = "auto"                   # auto (what the prepared data holds) | decoded | frames | video
     modality: str = "Lite"                 # TSN | TSM | RGB | PA | Lite
     backbone: str = "resnet50"
     pretrained: bool = False               # ImageNet initialisation (the official recipe uses it)
@@ -107,6 +108,8 @@ class TrainConfig(_ConfigIO):
     scale_size: int = 256
     dense_sample: bool = False
     # -- optimisation (official: SGD momentum 0.9, wd 1e-4, clip 20, step schedule)
+    optimizer: str = "sgd"                 # sgd (official) | adamw (small networks from scratch)
+    group_lr: bool = True                  # official per-group lr multipliers (first conv x5/x10, fc x5/x10)
     epochs: int = 80
     batch_size: int = 64
     accumulate: int = 1                    # micro-batches per optimiser step
@@ -154,6 +157,7 @@ class TrainConfig(_ConfigIO):
         _check_choice("progress", self.progress, PROGRESS_CHOICES)
         _check_choice("source", self.source, SOURCE_CHOICES)
         _check_choice("lr_type", self.lr_type, LR_TYPES)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _auto_bool("channels_last", self.channels_last)
         if not (self.resume in ("auto", True, False) or isinstance(self.resume, (str, os.PathLike))):
             raise ConfigError(f"resume={self.resume!r}: use 'auto', True, False or a checkpoint path")

@@ -77,13 +77,29 @@ def official_param_groups(model: nn.Module, modality: str | None = None, *, fc_l
     return out
 
 
+from pan_lib.engine.config import OPTIMIZERS  # noqa: E402  (one list of valid names)
+
+
 def build_optimizer(model: nn.Module, *, lr: float, momentum: float = 0.9, weight_decay: float = 1e-4,
-                    modality: str | None = None, fc_lr5: bool = True) -> torch.optim.SGD:
-    """SGD (momentum, no Nesterov) over the official groups, lr/wd already multiplied in."""
+                    modality: str | None = None, fc_lr5: bool = True, kind: str = "sgd",
+                    group_lr: bool = True) -> torch.optim.Optimizer:
+    """The optimiser over the official groups, lr/wd already multiplied in.
+
+    `kind`: "sgd" (official: momentum, no Nesterov) or "adamw" (decoupled weight decay, for small
+    networks trained from scratch). `group_lr=False` sets every group's lr multiplier to 1 (the
+    x5/x10 multipliers are tuned for SGD on an ImageNet-initialised network); the weight-decay
+    rules (none on BN and biases) stay.
+    """
+    if kind not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {kind!r}; valid: {', '.join(OPTIMIZERS)}")
     groups = official_param_groups(model, modality, fc_lr5=fc_lr5)
     for g in groups:
+        if not group_lr:
+            g["lr_mult"] = 1
         g["lr"] = lr * g["lr_mult"]
         g["weight_decay"] = weight_decay * g["decay_mult"]
+    if kind == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 

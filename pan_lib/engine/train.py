@@ -201,7 +201,8 @@ class _Trainer:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.base_lr = cfg.resolved_lr()
         self.optimizer = build_optimizer(self.model, lr=self.base_lr, momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay, modality=cfg.modality, fc_lr5=cfg.fc_lr5)
+                                         weight_decay=cfg.weight_decay, modality=cfg.modality, fc_lr5=cfg.fc_lr5,
+                                         kind=cfg.optimizer, group_lr=cfg.group_lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
 
         # -- counters (restored on resume)
