@@ -390,16 +390,7 @@ def save_figure(fig, results_dir: str | os.PathLike, name: str, dpi: int = 100) 
 
 def sample_videos(prepared, split: str = "train", limit: int = 4) -> dict[str, Path]:
     """Up to `limit` videos (or frame folders) of a prepared dataset, one per class first, in class
-    order: {"<class> (<video id>)": path}."""
-    from pan_lib.data.lists import read_list_file
+    order: {"<class> (<video id>)": path} (`pan_lib.viz.video.dataset_videos`)."""
+    from pan_lib.viz.video import dataset_videos
 
-    records = read_list_file(prepared.list_for(split))
-    first: dict[int, Any] = {}
-    for rec in records:
-        first.setdefault(rec.label, rec)
-    ordered = [first[k] for k in sorted(first)] + [r for r in records if first.get(r.label) is not r]
-    out: dict[str, Path] = {}
-    for rec in ordered[:limit]:
-        name = prepared.classes[rec.label] if 0 <= rec.label < prepared.num_classes else f"label {rec.label}"
-        out[f"{name} ({Path(rec.path).stem})"] = Path(prepared.data_dir) / rec.path
-    return out
+    return dataset_videos(prepared, split=split, limit=limit)

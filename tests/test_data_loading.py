@@ -30,7 +30,9 @@ def ramp_frames(n: int = 24, h: int = 48, w: int = 64) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
-    return prepare_embedded(tmp_path_factory.mktemp("embedded"), size="tiny", progress="off", workers=2)
+    """The tiny embedded set as videos (the decoded-array source has its own tests below)."""
+    return prepare_embedded(tmp_path_factory.mktemp("embedded"), size="tiny", progress="off", workers=2,
+                            decoded_short_side=None)
 
 
 @pytest.mark.parametrize("codec,ext", CODECS)
@@ -154,7 +156,7 @@ def test_embedded_layout_and_classes(embedded):
     train = read_list_file(embedded.train_list)
     assert len(train) == 24 and {r.label for r in train} == set(range(12))
     assert all(r.num_frames == 16 and r.path.endswith(".webm") for r in train)
-    again = prepare_embedded(embedded.root, size="tiny", progress="off")  # same parameters: nothing to do
+    again = prepare_embedded(embedded.root, size="tiny", progress="off", decoded_short_side=None)  # same parameters: nothing to do
     assert again.fingerprint == embedded.fingerprint
 
 
@@ -263,3 +265,52 @@ def test_clip_seed_and_dense_alias(embedded):
     assert torch.equal(a, ds[2][0])
     dense = build_dataset(embedded, "val", num_segments=4, input_size=32, scale_size=40, dense_sample=True)
     assert dense.dense and dense[0][0].shape == (12, 32, 32)
+
+
+# ----------------------------------------------------------------------------- decoded arrays
+def test_decoded_source_matches_videos_and_is_chosen_automatically(embedded, tmp_path):
+    from data_prep.decode import decode_videos
+
+    work = tmp_path / "prep"
+    shutil.copytree(embedded.root, work)
+    with pytest.raises(DatasetNotPreparedError, match="data_prep decode"):
+        find_prepared("embedded", work, source="decoded")
+    summary = decode_videos(work, short_side=40, workers=1, progress="off")
+    assert summary["videos"] == 48 and summary["failed"] == 0 and summary["kept"] == 0
+    assert decode_videos(work, short_side=40, workers=1, progress="off")["kept"] == 48  # resumable
+    dec, vid = find_prepared("embedded", work), find_prepared("embedded", work, source="video")
+    assert dec.source == "decoded" and dec.fingerprint == f"{vid.fingerprint}+s40"
+    arr = np.load(dec.data_dir / f"{read_list_file(dec.val_list)[0].path}.npy")
+    assert arr.dtype == np.uint8 and arr.shape == (16, 40, 40, 3)
+    for new_length in (1, 4):  # same clip from the arrays as from the videos (val: scale 40, crop 32)
+        kw = dict(num_segments=4, new_length=new_length, input_size=32, scale_size=40)
+        a, b = build_dataset(dec, "val", **kw)[2][0], build_dataset(vid, "val", **kw)[2][0]
+        assert a.shape == b.shape and (a - b).abs().max() < 0.05  # uint8 rounding of the resize only
+
+
+def test_decoded_source_bad_video_is_reported_not_fatal(embedded, tmp_path):
+    from data_prep.decode import decode_videos
+
+    work = tmp_path / "prep"
+    shutil.copytree(embedded.root, work)
+    victim = read_list_file(work / "val_videos.txt")[1]
+    (work / "raw" / "20bn-something-something-v2" / victim.path).write_bytes(b"not a video")
+    summary = decode_videos(work, short_side=40, workers=2, progress="off", splits=["val"])
+    assert summary["failed"] == 1
+    assert victim.path in (work / "decode_failures.txt").read_text()
+    ds = build_dataset(find_prepared("embedded", work), "val", num_segments=4, input_size=32, scale_size=40,
+                       report_dir=tmp_path / "bad")
+    clip, label, index = ds[1]  # val policy "zeros": the row is scored (as wrong), the file is named
+    assert torch.count_nonzero(clip) == 0 and (label, index) == (victim.label, 1)
+    report = ds.collect_bad_inputs()
+    assert report.files == [str(ds.path_of(1))] and "not in the decoded cache" in report.summary()
+    assert torch.count_nonzero(ds[0][0]) > 0
+
+
+def test_prepare_embedded_decodes_and_regeneration_drops_stale_arrays(tmp_path):
+    root = tmp_path / "emb"
+    p = prepare_embedded(root, size="tiny", progress="off", workers=2, decoded_short_side=40, num_frames=8)
+    assert p.source == "decoded" and (root / "decoded_s40").is_dir()
+    p2 = prepare_embedded(root, size="tiny", progress="off", workers=2, decoded_short_side=40, num_frames=10)
+    first = read_list_file(p2.train_list)[0]
+    assert np.load(p2.data_dir / f"{first.path}.npy").shape[0] == first.num_frames == 10

@@ -122,3 +122,29 @@ def test_every_parameter_in_exactly_one_group():
     model.register_parameter("scale", torch.nn.Parameter(torch.ones(1)))  # not a conv/linear/norm
     custom = {g["name"]: g for g in official_param_groups(model)}["custom_ops"]
     assert [p is model.scale for p in custom["params"]] == [True] and custom["decay_mult"] == 1
+
+
+def test_adamw_option_keeps_the_decay_rules():
+    from pan_lib.models import build_model
+
+    model = build_model("Lite", 12, num_segments=8, backbone="resnet_tiny", dropout=0.0)
+    opt = build_optimizer(model, lr=1e-3, weight_decay=0.01, kind="adamw", group_lr=False)
+    assert isinstance(opt, torch.optim.AdamW)
+    groups = {g["name"]: g for g in opt.param_groups}
+    assert all(g["lr"] == pytest.approx(1e-3) for g in groups.values())  # no x5/x10 multipliers
+    assert groups["bn"]["weight_decay"] == 0 and groups["normal_weight"]["weight_decay"] == pytest.approx(0.01)
+    sgd = build_optimizer(model, lr=0.01, modality="Lite")  # the official default is unchanged
+    assert isinstance(sgd, torch.optim.SGD)
+    assert {g["name"]: g["lr"] for g in sgd.param_groups}["first_conv_weight"] == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="sgd, adamw"):
+        build_optimizer(model, lr=0.01, kind="adam")
+    with pytest.raises(ConfigError, match="'sgd', 'adamw'"):
+        TrainConfig(optimizer="adam")
+
+
+def test_embedded_recipe_is_the_measured_cpu_recipe():
+    for modality in ("TSN", "TSM", "RGB", "PA", "Lite"):
+        cfg = TrainConfig.from_recipe("embedded", modality)
+        assert (cfg.optimizer, cfg.lr, cfg.group_lr, cfg.epochs, cfg.shift_div) == ("adamw", 0.001, False, 10, 4)
+        assert (cfg.device, cfg.amp, cfg.channels_last, cfg.num_workers) == ("cpu", "bf16", True, 0)
+    assert TrainConfig.from_recipe("sthv2", "Lite").optimizer == "sgd"

@@ -111,6 +111,15 @@ class PreparedDataset:
         return len(self.classes)
 
     @property
+    def media_dir(self) -> Path:
+        """Where the listed videos / frame folders are, for people to look at (with decoded arrays as
+        the training source: the original videos)."""
+        if self.source != "decoded":
+            return self.data_dir
+        root = Path(self.manifest["video_root"])
+        return root if root.is_absolute() else self.root / root
+
+    @property
     def info(self) -> DatasetInfo:
         return get_dataset_info(self.name)
 

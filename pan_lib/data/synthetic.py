@@ -494,7 +494,9 @@ def generate(out_dir: str | Path, config: SyntheticConfig | None = None, *, work
         if workers > 1:
             import multiprocessing as mp
 
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            # spawn, not fork: a child forked from a process that has used decord cannot open
+            # the VP9 encoder (avcodec_open2 fails with EINVAL), e.g. regenerating in a notebook
+            ctx = mp.get_context("spawn")
             with ctx.Pool(workers) as pool:
                 for vid, w in pool.imap_unordered(_render_job, args, chunksize=4):
                     words[vid] = w

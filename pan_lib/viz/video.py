@@ -108,7 +108,7 @@ def dataset_videos(dataset="embedded", data_root: str | Path | None = None, *, s
     out: dict[str, Path] = {}
     for rec in ordered[:limit]:
         name = prepared.classes[rec.label] if 0 <= rec.label < len(prepared.classes) else f"label {rec.label}"
-        out[f"{name} ({Path(rec.path).stem})"] = Path(prepared.data_dir) / rec.path
+        out[f"{name} ({Path(rec.path).stem})"] = Path(prepared.media_dir) / rec.path
     if not out:
         raise FileNotFoundError(f"{prepared.list_for(split)} lists no videos")
     return out
