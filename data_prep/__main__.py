@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-per-class", type=int, default=None)
     p.add_argument("--val-per-class", type=int, default=None)
     p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--decoded-short-side", type=int, default=56,
+                   help="also decode the videos once into uint8 arrays at this short side (0: videos only)")
     p.add_argument("--progress", default="auto", choices=["auto", "text", "off"])
 
     for name, text in DATASET_HELP.items():
@@ -146,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                                             ("train_per_class", args.train_per_class),
                                             ("val_per_class", args.val_per_class)) if v is not None}
             prepared = prepare_embedded(args.out, size=args.size, seed=args.seed, classes=args.classes,
-                                        codec=args.codec, workers=args.workers, progress=args.progress, **overrides)
+                                        codec=args.codec, workers=args.workers, progress=args.progress,
+                                        decoded_short_side=args.decoded_short_side or None, **overrides)
             print(f"embedded dataset ready in {prepared.root} ({prepared.num_classes} classes, "
                   f"fingerprint {prepared.fingerprint})")
             return 0

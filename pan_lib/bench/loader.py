@@ -2,13 +2,14 @@
 
     python -m pan_lib.bench loader [--quick]
 
-Grid: source (JPEG frame folders | video + decord | video + PyAV) x clip (RGB 8x1 | PA 8x4) x
-configuration ("224": 320x240 VP9 videos, 48 frames, train crops of 224; "embedded": the embedded
-dataset's 96x96 VP9 videos, 32 frames, crops of 64) x DataLoader workers (0 | 2), train mode.
+Grid: source (JPEG frame folders | video + decord | video + PyAV | uint8 arrays decoded once at the
+scale size, `data_prep decode`) x clip (RGB 8x1 | PA 8x4) x configuration ("224": 320x240 VP9 videos,
+48 frames, train crops of 224; "embedded": the embedded dataset's 64x64 VP9 videos, 32 frames, crops
+of 48 from 56 px) x DataLoader workers (0 | 2), train mode.
 Clips are counted over the wall time of a whole pass, worker start-up included (timing
 ``next(loader)`` alone would credit prefetching). The same run measures the training rate of the
-embedded recipe (resnet_tiny, batch 16, 64 px, SGD step) so "loader >= 3x what training consumes"
-is a ratio within one run.
+embedded recipe (resnet_tiny, batch 16, 48 px, AdamW step, bf16 autocast + channels_last) so
+"loader >= 3x what training consumes" is a ratio within one run.
 """
 from __future__ import annotations
 
@@ -25,13 +26,14 @@ import torch
 log = logging.getLogger(__name__)
 
 CONFIGS = {"224": dict(height=240, width=320, frames=48, input_size=224, scale_size=256),
-           "embedded": dict(height=96, width=96, frames=32, input_size=64, scale_size=72)}
+           "embedded": dict(height=64, width=64, frames=32, input_size=48, scale_size=56, decode_side=56)}
 CLIPS = {"RGB 8x1": 1, "PA 8x4": 4}
-SOURCES = ("frames", "decord", "pyav")
+SOURCES = ("frames", "decord", "pyav", "decoded")
 
 
 def _make_data(root: Path, cfg: dict[str, int], n: int) -> list:
     """``n`` VP9 videos (+ their JPEG frame folders) of the embedded kind at ``cfg``'s size."""
+    from data_prep.decode import _decode_one
     from data_prep.extract import _extract_one
     from pan_lib.data.lists import VideoRecord
     from pan_lib.data.synthetic import PAIRS, render_video
@@ -48,6 +50,9 @@ def _make_data(root: Path, cfg: dict[str, int], n: int) -> list:
         write_video(root / "videos" / f"{i}.webm", frames)
         res = _extract_one((str(root / "videos" / f"{i}.webm"), str(root / "frames" / str(i)), "{:05d}.jpg", 0, 95))
         assert res["status"] == "ok", res
+        res = _decode_one((str(root / "videos" / f"{i}.webm"), str(root / "decoded" / f"{i}.webm.npy"),
+                           cfg["frames"], cfg.get("decode_side", 0)))  # 0: native size, like the videos
+        assert res["status"] == "ok", res
         records.append(VideoRecord(str(i), cfg["frames"], i % 12))
     return records
 
@@ -59,8 +64,8 @@ def _clips_per_second(records: list, root: Path, source: str, new_length: int, c
 
     if source != "frames":
         records = [VideoRecord(f"{r.path}.webm", r.num_frames, r.label) for r in records]
-    ds = VideoClipDataset(records, root / ("frames" if source == "frames" else "videos"), num_segments=8,
-                          new_length=new_length, mode="train", source="frames" if source == "frames" else "video",
+    folder, kind = {"frames": ("frames", "frames"), "decoded": ("decoded", "decoded")}.get(source, ("videos", "video"))
+    ds = VideoClipDataset(records, root / folder, num_segments=8, new_length=new_length, mode="train", source=kind,
                           backend="auto" if source == "decord" else "pyav", input_size=cfg["input_size"],
                           scale_size=cfg["scale_size"], flip=False, bad_input="raise")
     best = 0.0
@@ -75,25 +80,31 @@ def _clips_per_second(records: list, root: Path, source: str, new_length: int, c
 
 
 def _train_rate(modality: str, steps: int) -> float | None:
-    """Clips/s of the embedded recipe's training step (resnet_tiny, batch 16, 64 px), or None."""
+    """Clips/s of the embedded recipe's training step (resnet_tiny, batch 16, 48 px, AdamW, bf16 +
+    channels_last), or None."""
     try:
         from pan_lib.models import build_model
     except ImportError:
         return None
     new_length = 4 if modality in ("PA", "Lite") else 1
-    model = build_model(modality, 12, num_segments=8, backbone="resnet_tiny")
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(16, 8 * new_length * 3, 64, 64)
+    model = build_model(modality, 12, num_segments=8, backbone="resnet_tiny", fold_div=4).to(
+        memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    x = torch.randn(16, 8 * new_length * 3, 48, 48)
     y = torch.randint(0, 12, (16,))
-    for _ in range(2):  # warm-up
-        torch.nn.functional.cross_entropy(model(x), y).backward()
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+        loss.backward()
         opt.step()
         opt.zero_grad()
+
+    for _ in range(2):  # warm-up
+        step()
     start = time.perf_counter()
     for _ in range(steps):
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-        opt.zero_grad()
+        step()
     return steps * 16 / (time.perf_counter() - start)
 
 
@@ -117,16 +128,19 @@ def run(out_dir: Path, quick: bool = False) -> list[Path]:
                         row[f"{source} clips/s"] = round(rate, 1)
                         log.info("%s %s workers=%d %s: %.1f clips/s", cname, clip, workers, source, rate)
                     row["video(decord)/frames"] = round(row["decord clips/s"] / row["frames clips/s"], 2)
+                    row["decoded/decord"] = round(row["decoded clips/s"] / row["decord clips/s"], 2)
                     if cname == "embedded":
                         need = train["Lite" if L == 4 else "RGB"]
                         row["train clips/s"] = round(need, 1) if need else "n/a"
                         if need:
                             row["decord / train"] = round(row["decord clips/s"] / need, 2)
+                            row["decoded / train"] = round(row["decoded clips/s"] / need, 2)
                     rows.append(row)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     meta = provenance(config={"videos": n_videos, "passes (best of)": passes, "batch": 8, "mode": "train",
-                              "train model": "resnet_tiny Lite (PA 8x4) / RGB (8x1), batch 16, 64 px, SGD",
+                              "train model": "resnet_tiny Lite (PA 8x4) / RGB (8x1), batch 16, 48 px, AdamW, "
+                                             "bf16 + channels_last",
                               "quick": quick})
     return write_table(rows, Path(out_dir) / "loader",
                        title="Loader throughput (clips per wall-clock second, train mode)", meta=meta,

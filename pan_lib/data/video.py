@@ -13,7 +13,9 @@ deadlock when a reader opened in the parent is used after ``fork``). Any failure
 """
 from __future__ import annotations
 
+import functools
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -180,11 +182,17 @@ def read_video_frames(path: str | Path, indices: Sequence[int] | np.ndarray,
         raise VideoReadError("; ".join(errors + [f"{path}: pyav: {type(exc).__name__}: {exc}"])) from exc
 
 
+@functools.lru_cache(maxsize=8192)
+def _mapped(path: str, mtime_ns: int) -> np.ndarray:
+    """The memory-mapped array of a decoded file (cached per process; a rewritten file has a new mtime)."""
+    return np.load(path, mmap_mode="r").view(np.ndarray)  # plain view: indexing skips memmap's overhead
+
+
 def read_decoded(path: str | Path, indices: Sequence[int] | np.ndarray) -> np.ndarray:
     """Frames at 0-based ``indices`` of a decoded ``.npy`` array ``[F, H, W, 3]`` (memory-mapped)."""
     idx = np.asarray(indices, dtype=np.int64)
     try:
-        frames = np.load(path, mmap_mode="r")
+        frames = _mapped(str(path), os.stat(path).st_mtime_ns)
     except FileNotFoundError:
         raise VideoReadError(f"{path}: not in the decoded cache (decoding failed or `data_prep decode` "
                              "did not finish; see decode_failures.txt)") from None

@@ -54,7 +54,9 @@ class EpochSeeded(Dataset):
         try:
             random.seed(s)
             np.random.seed(s)
-            torch.manual_seed(s)
+            # the CPU generator only: torch.manual_seed would also queue a lazy CUDA/XPU/MTIA
+            # seeding with a formatted stack trace per clip (slow, and the queue never shrinks)
+            torch.default_generator.manual_seed(s)
             setter = getattr(self.dataset, "set_clip_seed", None)
             if setter is not None:
                 setter(s)
