@@ -40,6 +40,13 @@ DATASET_HELP = {
 }
 
 
+def _add_pool_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that process every listed video with a process pool."""
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--splits", nargs="+", default=["train", "val", "test"])
+    p.add_argument("--progress", default="auto", choices=["auto", "text", "off"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -99,9 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames-dir", type=Path, default=None, help="default: <prepared>/frames")
     p.add_argument("--scale", type=int, default=None, help="short side in px (default: the official value; 0 keeps)")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--splits", nargs="+", default=["train", "val", "test"])
-    p.add_argument("--progress", default="auto", choices=["auto", "text", "off"])
+    _add_pool_args(p)
 
     p = sub.add_parser("decode", help="decode the videos of a prepared folder once into uint8 arrays",
                        description="Decode every listed video into <prepared>/decoded_s<S>/<path>.npy (uint8 "
@@ -110,9 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "are listed in decode_failures.txt. Meant for small datasets (embedded).")
     p.add_argument("prepared", type=Path, help="a folder written by `python -m data_prep <dataset>`")
     p.add_argument("--short-side", type=int, default=56, help="short side in px (0 keeps the video size)")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--splits", nargs="+", default=["train", "val", "test"])
-    p.add_argument("--progress", default="auto", choices=["auto", "text", "off"])
+    _add_pool_args(p)
 
     p = sub.add_parser("baseline", help="single-frame / bag-of-frames baselines on the embedded dataset",
                        description="Linear classifiers on order-free views of each video (one frame; mean/std/"

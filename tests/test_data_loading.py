@@ -314,3 +314,16 @@ def test_prepare_embedded_decodes_and_regeneration_drops_stale_arrays(tmp_path):
     p2 = prepare_embedded(root, size="tiny", progress="off", workers=2, decoded_short_side=40, num_frames=10)
     first = read_list_file(p2.train_list)[0]
     assert np.load(p2.data_dir / f"{first.path}.npy").shape[0] == first.num_frames == 10
+
+
+def test_decode_command_line(embedded, tmp_path, capsys):
+    from data_prep.__main__ import main
+
+    work = tmp_path / "prep"
+    shutil.copytree(embedded.root, work)
+    assert main(["decode", str(work), "--short-side", "40", "--workers", "1", "--splits", "val",
+                 "--progress", "off"]) == 0
+    assert '"failed": 0' in capsys.readouterr().out
+    prepared = find_prepared("embedded", work)
+    assert prepared.source == "decoded" and prepared.val_list is not None and prepared.train_list is None
+    assert prepared.media_dir == work / "raw" / "20bn-something-something-v2"
