@@ -1,7 +1,9 @@
-"""Benchmark "train_step": one SGD step (forward + backward + optimiser) per modality.
+"""Benchmark "train_step": one training step (forward + backward + optimiser) per modality.
 
-CPU: the embedded configuration (resnet_tiny, 8 segments, 64 px, batch 16) and ResNet-50 at 224
-(batch 1 and 2), each fp32 NCHW vs fp32 channels_last vs bf16 autocast + channels_last.
+CPU: the embedded configuration as the embedded recipe has it (resnet_tiny, 8 segments, 48 px,
+batch 16, temporal shift 1/4, AdamW; read from `pan_lib.engine.recipes`) and ResNet-50 at 224
+(batch 1 and 2, the official SGD), each fp32 NCHW vs fp32 channels_last vs bf16 autocast +
+channels_last.
 GPU (only when CUDA is available): PAN_Lite ResNet-50, batch 64, 224 — AMP (bf16, or fp16 with a
 GradScaler) + channels_last vs fp32 NCHW, clips/s and the speed-up, recorded with the device name.
 
@@ -28,14 +30,16 @@ VARIANTS = (("fp32", False, None), ("fp32+channels_last", True, None), ("bf16+ch
 
 
 def _step_fn(modality: str, backbone: str, size: int, batch: int, segments: int, device: torch.device,
-             channels_last: bool, amp_dtype: torch.dtype | None, num_classes: int = 174):
+             channels_last: bool, amp_dtype: torch.dtype | None, num_classes: int = 174, fold_div: int = 8,
+             optimizer: str = "sgd", group_lr: bool = True):
     from pan_lib.models import build_model
 
     torch.manual_seed(0)
-    model = build_model(modality, num_classes, num_segments=segments, backbone=backbone, dropout=0.5).to(device)
+    model = build_model(modality, num_classes, num_segments=segments, backbone=backbone, dropout=0.5,
+                        fold_div=fold_div).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = build_optimizer(model, lr=0.01)
+    opt = build_optimizer(model, lr=0.01, kind=optimizer, group_lr=group_lr)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     x = torch.randn(batch, segments * model.new_length * 3, size, size, device=device)
     y = torch.randint(0, num_classes, (batch,), device=device)
@@ -65,15 +69,22 @@ def _measure(row: dict, step, device: torch.device, warmup: int, repeats: int, m
 def run(out_dir: Path, quick: bool = False) -> list[Path]:
     rows = []
     cpu = torch.device("cpu")
-    configs = [("embedded", "resnet_tiny", 64, 16, m) for m in MODALITIES]
-    configs += [("R50@224", "resnet50", 224, b, m) for b in ((1,) if quick else (1, 2)) for m in
+    from pan_lib.engine.recipes import get_recipe
+
+    configs = []
+    for m in MODALITIES:  # the embedded recipe as it is now
+        r = get_recipe("embedded", m)
+        configs.append(("embedded", r["backbone"], r["input_size"], r["batch_size"], m,
+                        dict(fold_div=r["shift_div"], optimizer=r["optimizer"], group_lr=r["group_lr"])))
+    configs += [("R50@224", "resnet50", 224, b, m, {}) for b in ((1,) if quick else (1, 2)) for m in
                 (("TSM", "Lite") if quick else MODALITIES)]
-    for name, backbone, size, batch, modality in configs:
+    for name, backbone, size, batch, modality, extra in configs:
         base_ms = None
         for variant, cl, amp in VARIANTS:
-            step = _step_fn(modality, backbone, size, batch, 8, cpu, cl, amp)
+            step = _step_fn(modality, backbone, size, batch, 8, cpu, cl, amp, **extra)
             row = _measure({"device": "cpu", "config": name, "modality": modality, "backbone": backbone,
-                            "input_size": size, "batch": batch, "variant": variant}, step, cpu,
+                            "input_size": size, "batch": batch, "optimizer": extra.get("optimizer", "sgd"),
+                            "variant": variant}, step, cpu,
                            warmup=1 if quick else 3, repeats=2 if quick else (3 if backbone == "resnet50" else 5),
                            min_seconds=0.0 if quick else (0.0 if backbone == "resnet50" else 3.0))
             base_ms = base_ms or row["ms_per_step"]
