@@ -43,7 +43,7 @@ OFFICIAL_DATASETS = ("sthv1", "sthv2")
 #   groups) every modality stayed near chance for 8-20 epochs on 960 clips (TSM train top-1 <= 18 %);
 # * temporal shift of 1/4 of the channels each way (official 1/8): resnet_tiny's first stage has 16
 #   channels, so 1/8 moves 2 of them; TSM reached 25 % val with 1/8 and 53 % with 1/4 (12 epochs);
-# * bf16 autocast + channels_last (1.3-1.8x on these train steps, results/bench/train_step.md);
+# * bf16 autocast + channels_last (1.3-1.7x on these train steps, results/bench/train_step.md);
 # * the same 10 epochs for every modality (PA and Lite cost ~4x per clip: 4 frames per segment).
 _EMBEDDED_COMMON: dict[str, Any] = dict(
     dataset="embedded", backbone="resnet_tiny", pretrained=False, segments=8, shift_div=4,
