@@ -282,6 +282,10 @@ def test_decoded_source_matches_videos_and_is_chosen_automatically(embedded, tmp
     assert dec.source == "decoded" and dec.fingerprint == f"{vid.fingerprint}+s40"
     arr = np.load(dec.data_dir / f"{read_list_file(dec.val_list)[0].path}.npy")
     assert arr.dtype == np.uint8 and arr.shape == (16, 40, 40, 3)
+    unlisted = [VideoRecord(r.path, -1, r.label) for r in read_list_file(dec.val_list)]  # counts from the arrays
+    counted = VideoClipDataset(unlisted, dec.data_dir, num_segments=4, mode="val", source="decoded",
+                               input_size=32, scale_size=40)
+    assert counted.frame_indices(0).max() <= 16 and counted[0][0].shape == (4 * 3, 32, 32)
     for new_length in (1, 4):  # same clip from the arrays as from the videos (val: scale 40, crop 32)
         kw = dict(num_segments=4, new_length=new_length, input_size=32, scale_size=40)
         a, b = build_dataset(dec, "val", **kw)[2][0], build_dataset(vid, "val", **kw)[2][0]

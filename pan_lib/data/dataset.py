@@ -43,7 +43,8 @@ from torch.utils.data import Dataset
 from pan_lib.data.lists import VideoRecord, read_list_file
 from pan_lib.data.sampling import clip_frame_indices, dense_offsets, segment_offsets
 from pan_lib.data.transforms import ClipTransform, build_transform
-from pan_lib.data.video import VideoReadError, count_frames, read_decoded, read_frame_folder, read_video_frames
+from pan_lib.data.video import (VideoReadError, count_decoded_frames, count_frames, read_decoded, read_frame_folder,
+                                read_video_frames)
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ class VideoClipDataset(Dataset):
             return record.num_frames
         if index not in self._frame_counts:  # unknown in the list: count once per process
             path = self.path_of(index)
-            self._frame_counts[index] = (len(read_decoded(path, [])) if self.source == "decoded"
+            self._frame_counts[index] = (count_decoded_frames(path) if self.source == "decoded"
                                          else count_frames(path, self.backend))
         return self._frame_counts[index]
 

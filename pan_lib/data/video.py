@@ -188,9 +188,8 @@ def _mapped(path: str, mtime_ns: int) -> np.ndarray:
     return np.load(path, mmap_mode="r").view(np.ndarray)  # plain view: indexing skips memmap's overhead
 
 
-def read_decoded(path: str | Path, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-    """Frames at 0-based ``indices`` of a decoded ``.npy`` array ``[F, H, W, 3]`` (memory-mapped)."""
-    idx = np.asarray(indices, dtype=np.int64)
+def _open_decoded(path: str | Path) -> np.ndarray:
+    """The whole decoded array ``[F, H, W, 3]`` of ``path`` (memory-mapped), or ``VideoReadError``."""
     try:
         frames = _mapped(str(path), os.stat(path).st_mtime_ns)
     except FileNotFoundError:
@@ -200,6 +199,18 @@ def read_decoded(path: str | Path, indices: Sequence[int] | np.ndarray) -> np.nd
         raise VideoReadError(f"{path}: unreadable decoded array ({exc})") from exc
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise VideoReadError(f"{path}: expected uint8 [F, H, W, 3], got {frames.dtype} {frames.shape}")
+    return frames
+
+
+def count_decoded_frames(path: str | Path) -> int:
+    """Frames in a decoded ``.npy`` array (its header; nothing is read)."""
+    return int(_open_decoded(path).shape[0])
+
+
+def read_decoded(path: str | Path, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Frames at 0-based ``indices`` of a decoded ``.npy`` array ``[F, H, W, 3]`` (memory-mapped)."""
+    idx = np.asarray(indices, dtype=np.int64)
+    frames = _open_decoded(path)
     if idx.size and (idx.min() < 0 or idx.max() >= frames.shape[0]):
         raise VideoReadError(f"{path}: frame {int(idx.max())} requested but the array holds {frames.shape[0]}")
     return np.ascontiguousarray(frames[idx])  # (F, H, W, 3)
