@@ -41,6 +41,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pan_lib.data.lists import VideoRecord, read_list_file
+from pan_lib.data.registry import SOURCES
 from pan_lib.data.sampling import clip_frame_indices, dense_offsets, segment_offsets
 from pan_lib.data.transforms import ClipTransform, build_transform
 from pan_lib.data.video import (VideoReadError, count_decoded_frames, count_frames, read_decoded, read_frame_folder,
@@ -49,7 +50,6 @@ from pan_lib.data.video import (VideoReadError, count_decoded_frames, count_fram
 log = logging.getLogger(__name__)
 
 POLICIES = ("auto", "resample", "zeros", "raise")
-SOURCES = ("frames", "video", "decoded")
 
 
 @dataclass

@@ -19,11 +19,13 @@ from typing import Any, Mapping
 
 import yaml
 
+from pan_lib.data.registry import SOURCES
+
 MODALITIES = ("TSN", "TSM", "RGB", "PA", "Lite")
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 PROGRESS_CHOICES = ("auto", "text", "off")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
-SOURCE_CHOICES = ("auto", "decoded", "frames", "video")
+SOURCE_CHOICES = ("auto",) + SOURCES
 LR_TYPES = ("step", "cos")
 OPTIMIZERS = ("sgd", "adamw")
 CROP_CHOICES = (1, 3, 5, 10)

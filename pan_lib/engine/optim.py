@@ -25,6 +25,8 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 
+from pan_lib.engine.config import OPTIMIZERS
+
 log = logging.getLogger(__name__)
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -75,9 +77,6 @@ def official_param_groups(model: nn.Module, modality: str | None = None, *, fc_l
         raise RuntimeError(f"parameter groups hold {n_grouped} tensors but the model has {n_trainable} "
                            "trainable ones (a parameter is registered outside a leaf module?)")
     return out
-
-
-from pan_lib.engine.config import OPTIMIZERS  # noqa: E402  (one list of valid names)
 
 
 def build_optimizer(model: nn.Module, *, lr: float, momentum: float = 0.9, weight_decay: float = 1e-4,
