@@ -80,32 +80,19 @@ def _clips_per_second(records: list, root: Path, source: str, new_length: int, c
 
 
 def _train_rate(modality: str, steps: int) -> float | None:
-    """Clips/s of the embedded recipe's training step (resnet_tiny, batch 16, 48 px, AdamW, bf16 +
-    channels_last), or None."""
+    """Clips/s of the embedded recipe's training step (bf16 autocast + channels_last, as the recipe
+    trains; `pan_lib.bench.train_step.embedded_step_fn`), or None when the models are unavailable."""
     try:
-        from pan_lib.models import build_model
+        from pan_lib.bench.train_step import embedded_step_fn
     except ImportError:
         return None
-    new_length = 4 if modality in ("PA", "Lite") else 1
-    model = build_model(modality, 12, num_segments=8, backbone="resnet_tiny", fold_div=4).to(
-        memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
-    x = torch.randn(16, 8 * new_length * 3, 48, 48)
-    y = torch.randint(0, 12, (16,))
-
-    def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-
+    step, recipe = embedded_step_fn(modality, torch.device("cpu"), True, torch.bfloat16)
     for _ in range(2):  # warm-up
         step()
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    return steps * 16 / (time.perf_counter() - start)
+    return steps * recipe["batch_size"] / (time.perf_counter() - start)
 
 
 def run(out_dir: Path, quick: bool = False) -> list[Path]:

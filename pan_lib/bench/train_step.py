@@ -58,6 +58,18 @@ def _step_fn(modality: str, backbone: str, size: int, batch: int, segments: int,
     return step
 
 
+def embedded_step_fn(modality: str, device: torch.device, channels_last: bool, amp_dtype: torch.dtype | None,
+                     num_classes: int = 12):
+    """One training step of the embedded recipe as it is now (`pan_lib.engine.recipes`), and its batch."""
+    from pan_lib.engine.recipes import get_recipe
+
+    r = get_recipe("embedded", modality)
+    step = _step_fn(modality, r["backbone"], r["input_size"], r["batch_size"], r["segments"], device, channels_last,
+                    amp_dtype, num_classes=num_classes, fold_div=r["shift_div"], optimizer=r["optimizer"],
+                    group_lr=r["group_lr"])
+    return step, r
+
+
 def _measure(row: dict, step, device: torch.device, warmup: int, repeats: int, min_seconds: float = 0.0) -> dict:
     reset_peak_memory(device)
     times = time_callable(step, device=device, warmup=warmup, repeats=repeats, min_seconds=min_seconds)
@@ -69,21 +81,19 @@ def _measure(row: dict, step, device: torch.device, warmup: int, repeats: int, m
 def run(out_dir: Path, quick: bool = False) -> list[Path]:
     rows = []
     cpu = torch.device("cpu")
-    from pan_lib.engine.recipes import get_recipe
-
-    configs = []
-    for m in MODALITIES:  # the embedded recipe as it is now
-        r = get_recipe("embedded", m)
-        configs.append(("embedded", r["backbone"], r["input_size"], r["batch_size"], m,
-                        dict(fold_div=r["shift_div"], optimizer=r["optimizer"], group_lr=r["group_lr"])))
-    configs += [("R50@224", "resnet50", 224, b, m, {}) for b in ((1,) if quick else (1, 2)) for m in
+    configs = [("embedded", None, None, None, m) for m in MODALITIES]  # the embedded recipe as it is now
+    configs += [("R50@224", "resnet50", 224, b, m) for b in ((1,) if quick else (1, 2)) for m in
                 (("TSM", "Lite") if quick else MODALITIES)]
-    for name, backbone, size, batch, modality, extra in configs:
+    for name, backbone, size, batch, modality in configs:
         base_ms = None
         for variant, cl, amp in VARIANTS:
-            step = _step_fn(modality, backbone, size, batch, 8, cpu, cl, amp, **extra)
+            if name == "embedded":
+                step, r = embedded_step_fn(modality, cpu, cl, amp, num_classes=174)
+                backbone, size, batch, optimizer = r["backbone"], r["input_size"], r["batch_size"], r["optimizer"]
+            else:
+                step, optimizer = _step_fn(modality, backbone, size, batch, 8, cpu, cl, amp), "sgd"
             row = _measure({"device": "cpu", "config": name, "modality": modality, "backbone": backbone,
-                            "input_size": size, "batch": batch, "optimizer": extra.get("optimizer", "sgd"),
+                            "input_size": size, "batch": batch, "optimizer": optimizer,
                             "variant": variant}, step, cpu,
                            warmup=1 if quick else 3, repeats=2 if quick else (3 if backbone == "resnet50" else 5),
                            min_seconds=0.0 if quick else (0.0 if backbone == "resnet50" else 3.0))
