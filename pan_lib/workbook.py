@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
-import json
 import logging
 import os
 import sys

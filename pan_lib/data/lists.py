@@ -14,7 +14,7 @@ Malformed lines raise ``AnnotationError`` naming the file and the 1-based line n
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
