@@ -40,7 +40,8 @@ OFFICIAL_DATASETS = ("sthv1", "sthv2")
 #   (`python -m data_prep decode`, done by `prepare_embedded`): clips are array slices, so the CPU
 #   trains instead of decoding VP9, and loading stays in the main process (num_workers 0);
 # * AdamW lr 0.001, wd 0.01, no per-group lr multipliers: with the official SGD (lr 0.02-0.2, x5/x10
-#   groups) every modality stayed near chance for 8-40 epochs on 960 clips (TSM train top-1 <= 24 %);
+#   groups) TSM stayed near chance for 8-40 epochs on 960 clips (train top-1 <= 24 %), as every
+#   modality had on the earlier 288-clip set;
 # * temporal shift of 1/4 of the channels each way (official 1/8): resnet_tiny's first stage has 16
 #   channels, so 1/8 moves 2 of them; TSM reached 25 % val with 1/8 and 53 % with 1/4 (12 epochs);
 # * bf16 autocast + channels_last (1.3-1.7x on these train steps, results/bench/train_step.md);
