@@ -1,4 +1,4 @@
-"""Shared pytest setup: deterministic seeds, small thread counts, the shared/ reference folder."""
+"""Shared pytest setup: deterministic seeds, small thread counts, the reference fixtures (tests/fixtures)."""
 from __future__ import annotations
 
 import os
@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-# ../shared beside the checkout (developers and CI); tests that need it skip with a reason otherwise.
-SHARED = Path(os.environ.get("PAN_SHARED", REPO.parent / "shared"))
+# Annotation excerpts, official state-dict manifests and real clips, copied into the repository with
+# their provenance (tests/fixtures/PROVENANCE.md): a plain clone runs every test.
+FIXTURES = REPO / "tests" / "fixtures"
 
 
 @pytest.fixture(autouse=True)
@@ -32,9 +33,8 @@ def _seed_everything():
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.skip(f"reference folder {SHARED} not found (set PAN_SHARED)")
-    return SHARED
+    """The reference material (formats/, reference/, realclips/) the tests read."""
+    return FIXTURES
 
 
 @pytest.fixture(scope="session")
