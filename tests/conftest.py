@@ -1,7 +1,6 @@
 """Shared pytest setup: deterministic seeds, small thread counts, the reference fixtures (tests/fixtures)."""
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
