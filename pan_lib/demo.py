@@ -27,6 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+
+from pan_lib.data.registry import find_prepared
+from pan_lib.data.sampling import clip_frame_indices, segment_offsets
+from pan_lib.data.transforms import build_transform
+from pan_lib.data.video import VideoReadError, count_frames, probe, read_video_frames
+from pan_lib.engine.evaluate import load_member
+from pan_lib.viz.video import resize_crop
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +117,6 @@ def load_any_checkpoint(path: str | Path, device: str = "cpu"):
     """A model from an official-layout checkpoint or a pan-workbook training checkpoint (`last.pt`,
     `best.pt`), via the evaluation engine's loader. Returns (model in eval mode, info dict with
     modality, num_segments, new_length, num_classes, dataset, classes, input_size, scale_size)."""
-    from pan_lib.engine.evaluate import load_member
-
     path = Path(path)
     if not path.is_file():
         raise DemoError(f"checkpoint {path} not found")
@@ -146,8 +152,6 @@ def class_names_for(cfg: DemoConfig, num_classes: int, info: dict[str, Any]) -> 
         dataset = cfg.dataset or info.get("dataset") or ""
         if dataset:
             try:
-                from pan_lib.data.registry import find_prepared
-
                 names = list(find_prepared(dataset, Path(cfg.data_root) if cfg.data_root else None).classes or [])
             except Exception as exc:  # names are a nicety: fall back to indices
                 log.warning("class names of dataset %r unavailable (%s); using indices", dataset, exc)
@@ -170,12 +174,6 @@ def _window_plan(num_frames: int, window: int, stride: int) -> list[tuple[int, i
 
 def predict_timeline(cfg: DemoConfig, model=None, info: dict[str, Any] | None = None) -> Timeline:
     """Run the model over sliding windows of `cfg.video` (pass `model`+`info` to skip loading)."""
-    import torch
-
-    from pan_lib.data.sampling import clip_frame_indices, segment_offsets
-    from pan_lib.data.transforms import build_transform
-    from pan_lib.data.video import VideoReadError, count_frames, probe, read_video_frames
-
     video = Path(cfg.video)
     if not video.is_file():
         raise DemoError(f"video {video} not found")
@@ -219,8 +217,6 @@ def predict_timeline(cfg: DemoConfig, model=None, info: dict[str, Any] | None = 
             clips = [transform(decoded[[lookup[int(f)] for f in idx]]) for idx in per_window[b:b + cfg.batch_size]]
             logits = model(torch.stack(clips).to(cfg.device))  # (B, T*m*3, S, S) -> (B, C)
             probs.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
-    from pan_lib.viz.video import resize_crop
-
     thumbs = resize_crop(decoded[[lookup[i] for i in middles]], 64)
     names = class_names_for(cfg, model.num_classes, info)
     times = np.array([(s + e - 1) / 2 / fps for s, e in plan])

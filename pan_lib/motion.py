@@ -26,6 +26,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pan_lib.checkpoints import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +168,6 @@ def _raft_weights_enum(size: str):
 
 def raft_weights_cached(size: str = "small") -> Path | None:
     """Path of torchvision's trained RAFT weights in the torch hub cache, or None when absent."""
-    import torch
-
     url = _raft_weights_enum(size).url
     path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
     return path if path.is_file() else None
@@ -181,7 +183,6 @@ def load_raft(size: str = "small", weights: str | Path = "auto", device: str = "
       a path    a state dict saved from torchvision's RAFT (e.g. the cached .pth copied elsewhere)
     Returns (model in eval mode on device, trained: bool, description of the weights).
     """
-    import torch
     from torchvision.models.optical_flow import raft_large, raft_small
 
     if size not in ("small", "large"):
@@ -204,9 +205,7 @@ def load_raft(size: str = "small", weights: str | Path = "auto", device: str = "
             raise FileNotFoundError(f"RAFT weights file {path} not found; valid weights: "
                                     f"{', '.join(RAFT_WEIGHTS_CHOICES)} or a state-dict path")
         model = build(weights=None)
-        from pan_lib.checkpoints import read_checkpoint  # weights_only, clear refusal of unsafe pickles
-
-        state = read_checkpoint(path)
+        state = read_checkpoint(path)  # weights_only: unsafe pickles are refused with a clear error
         model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
         trained, desc = True, str(path)
     return model.eval().to(device), trained, desc
@@ -214,9 +213,6 @@ def load_raft(size: str = "small", weights: str | Path = "auto", device: str = "
 
 def _raft_estimator(method: str, weights: str | Path, device: str, num_flow_updates: int,
                     batch_pairs: int) -> FlowEstimator:
-    import torch
-    import torch.nn.functional as F
-
     model, trained, desc = load_raft(method.split("_")[1], weights, device)
 
     def prepare(frames: np.ndarray) -> torch.Tensor:

@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from pan_lib.checkpoints import save_official_checkpoint
+from pan_lib.data.video import write_video
 from pan_lib.demo import DemoConfig, DemoError, _window_plan, main, plot_timeline, predict_timeline
+from pan_lib.models import build_model
 
 
 @pytest.fixture(scope="module")
 def demo_files(tmp_path_factory):
-    from pan_lib.checkpoints import save_official_checkpoint
-    from pan_lib.data.video import write_video
-    from pan_lib.models import build_model
-
     root = tmp_path_factory.mktemp("demo")
     frames = np.full((40, 64, 64, 3), 40, np.uint8)
     for i in range(40):

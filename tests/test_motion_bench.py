@@ -9,6 +9,7 @@ import pytest
 
 from pan_lib.bench import BENCHMARKS
 from pan_lib.bench import motion_cues as mc
+from pan_lib.data.video import write_video
 
 
 def test_registered():
@@ -53,8 +54,6 @@ def test_tiny_run_writes_all_rows_with_ratios(tmp_path, monkeypatch):
 
 
 def test_frames_from_a_video(tmp_path):
-    from pan_lib.data.video import write_video
-
     path = write_video(tmp_path / "v.mp4", mc.bench_frames(num_frames=40, size=64), codec="mpeg4")
     frames = mc.clip_frames(mc.MotionBenchConfig(video=str(path), size=48))
     assert frames.shape == (32, 48, 48, 3) and frames.dtype == np.uint8

@@ -6,11 +6,16 @@ import numpy as np
 import pytest
 import torch
 
+from pan_lib.checkpoints import save_official_checkpoint
+from pan_lib.data.video import VideoReadError, write_video
+from pan_lib.models import build_model
 from pan_lib.modules.pa import pa_reference_loop
-from pan_lib.viz import (MotionExplorer, animation_html, colourise, compute_motion_cues, flow_to_rgb, motion_figure,
-                         pa_animation, pa_maps, pair_figure, random_pa)
+from pan_lib.motion import available_flow_estimators
+from pan_lib.viz import (MotionExplorer, animation_html, colourise, compute_motion_cues, flow_to_rgb, learned_pa,
+                         motion_figure, pa_animation, pa_maps, pair_figure, random_pa)
 from pan_lib.viz.figures import figure_to_png, pick_pairs, speed_figure
 from pan_lib.viz.maps import normalise_frames
+from pan_lib.viz.video import dataset_videos, load_segments
 
 
 def moving_square(num_frames: int = 7, size: int = 48, step: int = 4) -> np.ndarray:
@@ -68,8 +73,6 @@ def test_flow_to_rgb_shares_normalisation():
 
 @pytest.fixture(scope="module")
 def cues():
-    from pan_lib.motion import available_flow_estimators
-
     frames = moving_square()
     return compute_motion_cues(frames, {"PA (random init)": random_pa(0)},
                                available_flow_estimators(["farneback", "dis_medium"]))
@@ -139,9 +142,6 @@ def test_explorer_redraws_on_every_control():
 
 
 def test_load_segments_from_a_real_video_and_garbage(tmp_path):
-    from pan_lib.data.video import VideoReadError, write_video
-    from pan_lib.viz.video import load_segments
-
     path = write_video(tmp_path / "clip.mp4", moving_square(num_frames=20, size=64, step=2), codec="mpeg4")
     segs = load_segments(path, num_segments=3, frames_per_segment=4, size=32)
     assert segs.shape == (3, 4, 32, 32, 3) and segs.dtype == np.uint8
@@ -152,8 +152,6 @@ def test_load_segments_from_a_real_video_and_garbage(tmp_path):
 
 
 def test_dataset_videos_one_per_class_from_the_embedded_dataset(tmp_path):
-    from pan_lib.viz.video import dataset_videos, load_segments
-
     videos = dataset_videos("embedded", tmp_path / "emb", limit=3, small=True)  # generated (tiny) on first use
     assert len(videos) == 3 and len({name.split(" (")[0] for name in videos}) == 3
     first = next(iter(videos.values()))
@@ -163,10 +161,6 @@ def test_dataset_videos_one_per_class_from_the_embedded_dataset(tmp_path):
 
 
 def test_learned_pa_from_checkpoints(tmp_path):
-    from pan_lib.checkpoints import save_official_checkpoint
-    from pan_lib.models import build_model
-    from pan_lib.viz import learned_pa
-
     torch.manual_seed(5)
     lite = build_model("Lite", 3, num_segments=2, backbone="resnet_tiny", dropout=0.0)
     with torch.no_grad():

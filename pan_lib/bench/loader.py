@@ -23,6 +23,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from data_prep.decode import _decode_one
+from data_prep.extract import _extract_one
+from pan_lib.bench.train_step import embedded_step_fn
+from pan_lib.data.dataset import VideoClipDataset
+from pan_lib.data.lists import VideoRecord
+from pan_lib.data.synthetic import PAIRS, render_video
+from pan_lib.data.video import write_video
+from pan_lib.provenance import provenance, write_table
+
 log = logging.getLogger(__name__)
 
 CONFIGS = {"224": dict(height=240, width=320, frames=48, input_size=224, scale_size=256),
@@ -33,12 +42,6 @@ SOURCES = ("frames", "decord", "pyav", "decoded")
 
 def _make_data(root: Path, cfg: dict[str, int], n: int) -> list:
     """``n`` VP9 videos (+ their JPEG frame folders) of the embedded kind at ``cfg``'s size."""
-    from data_prep.decode import _decode_one
-    from data_prep.extract import _extract_one
-    from pan_lib.data.lists import VideoRecord
-    from pan_lib.data.synthetic import PAIRS, render_video
-    from pan_lib.data.video import write_video
-
     (root / "videos").mkdir(parents=True)
     (root / "frames").mkdir()
     side = max(cfg["height"], cfg["width"])
@@ -59,9 +62,6 @@ def _make_data(root: Path, cfg: dict[str, int], n: int) -> list:
 
 def _clips_per_second(records: list, root: Path, source: str, new_length: int, cfg: dict[str, int],
                       workers: int, passes: int) -> float:
-    from pan_lib.data.dataset import VideoClipDataset
-    from pan_lib.data.lists import VideoRecord
-
     if source != "frames":
         records = [VideoRecord(f"{r.path}.webm", r.num_frames, r.label) for r in records]
     folder, kind = {"frames": ("frames", "frames"), "decoded": ("decoded", "decoded")}.get(source, ("videos", "video"))
@@ -79,13 +79,9 @@ def _clips_per_second(records: list, root: Path, source: str, new_length: int, c
     return best
 
 
-def _train_rate(modality: str, steps: int) -> float | None:
+def _train_rate(modality: str, steps: int) -> float:
     """Clips/s of the embedded recipe's training step (bf16 autocast + channels_last, as the recipe
-    trains; `pan_lib.bench.train_step.embedded_step_fn`), or None when the models are unavailable."""
-    try:
-        from pan_lib.bench.train_step import embedded_step_fn
-    except ImportError:
-        return None
+    trains; `pan_lib.bench.train_step.embedded_step_fn`)."""
     step, recipe = embedded_step_fn(modality, torch.device("cpu"), True, torch.bfloat16)
     for _ in range(2):  # warm-up
         step()
@@ -96,8 +92,6 @@ def _train_rate(modality: str, steps: int) -> float | None:
 
 
 def run(out_dir: Path, quick: bool = False) -> list[Path]:
-    from pan_lib.provenance import provenance, write_table
-
     torch.set_num_threads(2)
     n_videos, passes = (16, 1) if quick else (48, 2)
     rows: list[dict[str, Any]] = []
@@ -118,10 +112,9 @@ def run(out_dir: Path, quick: bool = False) -> list[Path]:
                     row["decoded/decord"] = round(row["decoded clips/s"] / row["decord clips/s"], 2)
                     if cname == "embedded":
                         need = train["Lite" if L == 4 else "RGB"]
-                        row["train clips/s"] = round(need, 1) if need else "n/a"
-                        if need:
-                            row["decord / train"] = round(row["decord clips/s"] / need, 2)
-                            row["decoded / train"] = round(row["decoded clips/s"] / need, 2)
+                        row["train clips/s"] = round(need, 1)
+                        row["decord / train"] = round(row["decord clips/s"] / need, 2)
+                        row["decoded / train"] = round(row["decoded clips/s"] / need, 2)
                     rows.append(row)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -33,8 +33,15 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 
 from pan_lib.bench import with_overrides
+from pan_lib.modules.pa import PA, pa_reference_loop
+from pan_lib.motion import FLOW_METHODS, RaftWeightsUnavailable, make_flow_estimator, set_opencv_threads
+from pan_lib.provenance import provenance, write_table
+from pan_lib.viz.figures import speed_figure
+from pan_lib.viz.maps import normalise_frames
+from pan_lib.viz.video import load_segments
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +94,12 @@ def clip_frames(cfg: MotionBenchConfig) -> np.ndarray:
     """The 32 frames every row is timed on: `cfg.video`'s (official test sampling) or `bench_frames`."""
     if not cfg.video:
         return bench_frames(size=cfg.size)
-    from pan_lib.viz.video import load_segments
-
     segments = load_segments(cfg.video, num_segments=NUM_SEGMENTS, frames_per_segment=FRAMES_PER_SEGMENT,
                              size=cfg.size)
     return segments.reshape(-1, *segments.shape[2:])  # (T, m, H, W, 3) -> (T*m, H, W, 3)
 
 
 def _sync(device: str) -> Callable[[], None]:
-    import torch
-
     if device.startswith("cuda"):
         return torch.cuda.synchronize
     return lambda: None
@@ -114,11 +117,6 @@ class _Case:
 
 
 def _pa_cases(frames: np.ndarray, cfg: MotionBenchConfig) -> list[_Case]:
-    import torch
-
-    from pan_lib.modules.pa import PA, pa_reference_loop
-    from pan_lib.viz.maps import normalise_frames
-
     sync = _sync(cfg.device)
     pa = PA(n_length=FRAMES_PER_SEGMENT).to(cfg.device).eval()
     weight, bias = pa.shallow_conv.weight, pa.shallow_conv.bias
@@ -153,8 +151,6 @@ def _pa_cases(frames: np.ndarray, cfg: MotionBenchConfig) -> list[_Case]:
 
 
 def _flow_cases(frames: np.ndarray, cfg: MotionBenchConfig) -> list[_Case]:
-    from pan_lib.motion import FLOW_METHODS, RaftWeightsUnavailable, make_flow_estimator
-
     missing = {"tvl1", "dis_ultrafast"} - set(cfg.flow_methods)
     if missing:
         raise ValueError(f"flow_methods must include {sorted(missing)} (the ratios are taken against them)")
@@ -206,10 +202,6 @@ def _time_round_robin(cases: list[_Case], cfg: MotionBenchConfig) -> None:
 
 def measure(cfg: MotionBenchConfig) -> list[dict]:
     """All rows of the speed table, with ratios to TV-L1 and DIS ultrafast from this same run."""
-    import torch
-
-    from pan_lib.motion import set_opencv_threads
-
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     set_opencv_threads(torch.get_num_threads())
@@ -272,9 +264,6 @@ def run(out_dir: Path, quick: bool = False, device: str = "cpu", **overrides) ->
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from pan_lib.provenance import provenance, write_table
-    from pan_lib.viz.figures import speed_figure
 
     cfg = MotionBenchConfig.for_mode(quick, device=device, **overrides)
     load_start = os.getloadavg()[0]

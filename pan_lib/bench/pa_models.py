@@ -21,6 +21,7 @@ shared with other jobs two competing threads per process distort times far more 
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import statistics
@@ -32,13 +33,17 @@ from pathlib import Path
 import torch
 
 from pan_lib.bench import with_overrides
+from pan_lib.flops import count_flops
+from pan_lib.models import build_model
+from pan_lib.modules.pa import PA, pa_reference_loop
+from pan_lib.provenance import provenance, write_table
 
 log = logging.getLogger(__name__)
 
 NAME = "pa_models"
 SIZE = 224
-SEGMENTS, FRAMES = 8, 4
-PAIRS_PER_CLIP = SEGMENTS * (FRAMES - 1)
+NUM_SEGMENTS, FRAMES = 8, 4
+PAIRS_PER_CLIP = NUM_SEGMENTS * (FRAMES - 1)
 
 
 @dataclass
@@ -96,12 +101,10 @@ def _autocast(device: str, bf16: bool):
 
 
 def pa_rows(cfg: PAModelsBenchConfig) -> list[dict]:
-    from pan_lib.modules.pa import PA, pa_reference_loop
-
     torch.manual_seed(0)
     pa = PA(FRAMES).to(cfg.device).eval()
     w, b = pa.shallow_conv.weight, pa.shallow_conv.bias
-    clip = torch.randn(SEGMENTS * FRAMES, 3, cfg.size, cfg.size, device=cfg.device)  # (T*m, 3, H, W)
+    clip = torch.randn(NUM_SEGMENTS * FRAMES, 3, cfg.size, cfg.size, device=cfg.device)  # (T*m, 3, H, W)
     variants = [  # (implementation, precision, clips per call)
         ("official-style loop", "fp32", 1), ("ours", "fp32", 1), ("official-style loop", "bf16", 1),
         ("ours", "bf16", 1), ("official-style loop", "fp32", 8), ("ours", "fp32", 8), ("ours", "bf16", 8),
@@ -135,14 +138,11 @@ def pa_rows(cfg: PAModelsBenchConfig) -> list[dict]:
 
 
 def forward_rows(cfg: PAModelsBenchConfig) -> list[dict]:
-    from pan_lib.flops import count_flops
-    from pan_lib.models import build_model
-
     torch.manual_seed(0)
-    models = {name: build_model(mod, 174, num_segments=SEGMENTS, backbone="resnet50").eval()
+    models = {name: build_model(mod, 174, num_segments=NUM_SEGMENTS, backbone="resnet50").eval()
               .to(cfg.device, memory_format=torch.channels_last)
               for name, mod in (("TSM-R50", "TSM"), ("PAN RGB-R50", "RGB"), ("PAN PA-R50", "PA"), ("PAN Lite-R50", "Lite"))}
-    clips = {name: torch.randn(1, SEGMENTS * m.new_length * 3, cfg.size, cfg.size, device=cfg.device)
+    clips = {name: torch.randn(1, NUM_SEGMENTS * m.new_length * 3, cfg.size, cfg.size, device=cfg.device)
              .contiguous(memory_format=torch.channels_last) for name, m in models.items()}
     gmacs = {name: count_flops(m, cfg.size)["gmacs"] for name, m in models.items()}
     rows = []
@@ -180,14 +180,12 @@ def forward_rows(cfg: PAModelsBenchConfig) -> list[dict]:
 
 
 def train_step_rows(cfg: PAModelsBenchConfig) -> list[dict]:
-    from pan_lib.models import build_model
-
     rows = []
     for modality in ("TSM", "RGB", "PA", "Lite"):
         torch.manual_seed(0)
-        model = build_model(modality, 10, num_segments=SEGMENTS, backbone="resnet_tiny").to(cfg.device).train()
+        model = build_model(modality, 10, num_segments=NUM_SEGMENTS, backbone="resnet_tiny").to(cfg.device).train()
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        x = torch.randn(cfg.tiny_batch, SEGMENTS * model.new_length * 3, cfg.tiny_size, cfg.tiny_size, device=cfg.device)
+        x = torch.randn(cfg.tiny_batch, NUM_SEGMENTS * model.new_length * 3, cfg.tiny_size, cfg.tiny_size, device=cfg.device)
         y = torch.randint(0, 10, (cfg.tiny_batch,), device=cfg.device)
 
         def step(model=model, opt=opt, x=x, y=y):
@@ -236,8 +234,6 @@ def run(out_dir: Path, quick: bool = False, **overrides) -> list[Path]:
 
 
 def _run(cfg: PAModelsBenchConfig, out_dir: Path, quick: bool) -> list[Path]:
-    from pan_lib.provenance import provenance, write_table
-
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     rows = measure(cfg)
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
@@ -259,8 +255,6 @@ def main(argv: list[str] | None = None) -> int:
     ``--threads 1`` gives stable ratios on a machine shared with other jobs (two threads that compete
     with other processes for two cores spend their time waiting for each other).
     """
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m pan_lib.bench.pa_models", description=main.__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: keep the current setting)")

@@ -5,6 +5,8 @@ computed over every map given together, so maps of the same method stay comparab
 from __future__ import annotations
 
 import numpy as np
+import torch
+from torchvision.utils import flow_to_image
 
 # colormaps offered by the widgets (perceptually uniform first)
 COLORMAPS = ("magma", "inferno", "viridis", "gray", "turbo")
@@ -34,9 +36,6 @@ def colourise(maps: np.ndarray, cmap: str = "magma", vmax: float | None = None,
 def flow_to_rgb(flows: np.ndarray) -> np.ndarray:
     """(N, H, W, 2) flow -> (N, H, W, 3) uint8 colour-wheel images (hue = direction, saturation = speed),
     normalised by the largest flow over all N, so the N pictures share one scale."""
-    import torch
-    from torchvision.utils import flow_to_image
-
     flows = torch.from_numpy(np.ascontiguousarray(flows, dtype=np.float32))
     images = flow_to_image(flows.permute(0, 3, 1, 2))  # (N, H, W, 2) -> (N, 2, H, W) -> (N, 3, H, W)
     return images.permute(0, 2, 3, 1).numpy()  # (N, 3, H, W) -> (N, H, W, 3)

@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+import torch
 
+from pan_lib.checkpoints import load_checkpoint
+from pan_lib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from pan_lib.modules.pa import PA
 from pan_lib.viz.colour import colourise, flow_to_rgb, robust_max
 
 log = logging.getLogger(__name__)
@@ -26,10 +30,6 @@ FLOW_STYLES = ("colour", "magnitude")
 
 def normalise_frames(frames: np.ndarray):
     """(F, H, W, 3) uint8 RGB -> (F, 3, H, W) float32 tensor, ImageNet-normalised (what PA sees in PAN)."""
-    import torch
-
-    from pan_lib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0  # (F,H,W,3)->(F,3,H,W)
     mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1)
@@ -38,10 +38,6 @@ def normalise_frames(frames: np.ndarray):
 
 def random_pa(seed: int = 0, n_length: int = 4):
     """A PA module with the official random initialisation (weights ~ N(0, 0.001)), reproducible by seed."""
-    import torch
-
-    from pan_lib.modules.pa import PA
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return PA(n_length=n_length).eval()
@@ -54,8 +50,6 @@ def pa_maps(frames: np.ndarray, pa_module, device: str = "cpu") -> np.ndarray:
     (0..m-1, m-1..2m-2, ...) cover every consecutive pair exactly once. The last group is padded by
     repeating the last frame and its extra maps are dropped.
     """
-    import torch
-
     frames = np.asarray(frames)
     n_frames = frames.shape[0]
     if n_frames < 2:
@@ -78,8 +72,6 @@ def most_active_segment(segments: np.ndarray, pa_module) -> int:
 
 def learned_pa(checkpoint: str | Path):
     """The trained PA module (shallow conv) of a PA or Lite checkpoint."""
-    from pan_lib.checkpoints import load_checkpoint
-
     model = load_checkpoint(checkpoint, map_location="cpu").model
     pa = getattr(model, "PA", None)
     if pa is None:

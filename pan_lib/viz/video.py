@@ -11,6 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pan_lib.data.lists import read_list_file
+from pan_lib.data.sampling import clip_frame_indices, segment_offsets
+from pan_lib.data.video import VideoReadError, count_frames, read_frame_folder, read_video_frames
+
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -46,9 +50,6 @@ def load_segments(path: str | Path, *, num_segments: int = 8, frames_per_segment
 
     Raises `pan_lib.data.video.VideoReadError` (naming the file) when it cannot be decoded.
     """
-    from pan_lib.data.sampling import clip_frame_indices, segment_offsets
-    from pan_lib.data.video import VideoReadError, count_frames, read_frame_folder, read_video_frames
-
     path = Path(path)
     if not path.exists():
         raise VideoReadError(f"{path}: file not found")
@@ -95,8 +96,6 @@ def dataset_videos(dataset="embedded", data_root: str | Path | None = None, *, s
                    limit: int = 4, small: bool = False) -> dict[str, Path]:
     """Up to `limit` videos (or frame folders) of a prepared dataset, one per class first:
     {"<class> (<video id>)": path}. `dataset` is a name (see `find_or_prepare`) or a PreparedDataset."""
-    from pan_lib.data.lists import read_list_file
-
     prepared = find_or_prepare(dataset, data_root, small=small) if isinstance(dataset, str) else dataset
     records = read_list_file(prepared.list_for(split))
     # one video per class first (in class order), then the rest in list order
