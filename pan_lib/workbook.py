@@ -34,7 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from pan_lib.notebook_utils import HEADLESS_ENV  # set for the kernel: notebooks know they run headless
+from pan_lib.data.registry import get_dataset_info
+from pan_lib.engine.config import RENAMED_FIELDS
+from pan_lib.engine.recipes import RECIPES  # "auto": embedded recipe on the embedded dataset, official on real ones
+from pan_lib.notebook.datasets import resolve_data_root
+from pan_lib.notebook.environment import HEADLESS_ENV  # set for the kernel: notebooks know they run headless
 from pan_lib.provenance import REPO_ROOT, provenance, write_table
 
 log = logging.getLogger(__name__)
@@ -48,8 +52,6 @@ SERIES: tuple[str, ...] = (
     "04_ensemble_en",
     "05_result_tables",
 )
-# "auto": the embedded CPU recipe on the embedded dataset, the official scripts on real ones.
-RECIPES = ("auto", "embedded", "official")
 
 
 @dataclass
@@ -75,8 +77,6 @@ class WorkbookConfig:
     readme: bool = False           # 05_result_tables copies the tables into README.md
 
     def __post_init__(self) -> None:
-        from pan_lib.data.registry import get_dataset_info
-
         get_dataset_info(self.dataset)  # unknown name -> ValueError listing the valid ones
         if self.recipe not in RECIPES:
             raise ValueError(f"unknown recipe {self.recipe!r}; valid: {', '.join(RECIPES)}")
@@ -104,8 +104,6 @@ class WorkbookConfig:
 
     def notebook_parameters(self) -> dict[str, Any]:
         """The parameters every notebook may declare (each gets the ones it declares)."""
-        from pan_lib.notebook_utils import resolve_data_root
-
         # one explicit data folder for every notebook (small mode: data/embedded_tiny, never data/embedded)
         data_root = _abs(self.data_root) if self.data_root else resolve_data_root(self.dataset, "", self.small)
         params: dict[str, Any] = {
@@ -171,22 +169,32 @@ def declared_parameters(path: Path) -> dict[str, dict[str, Any]]:
     return pm.inspect_notebook(str(path))
 
 
+def spellings(name: str) -> set[str]:
+    """A parameter's names: itself, its canonical name and the old spellings of that
+    (`pan_lib.engine.config.RENAMED_FIELDS`): 'segments' <-> 'num_segments'."""
+    canonical = RENAMED_FIELDS.get(name, name)
+    return {name, canonical} | {old for old, new in RENAMED_FIELDS.items() if new == canonical}
+
+
 def parameters_for(path: Path, cfg: WorkbookConfig) -> dict[str, Any]:
-    """The common parameters this notebook declares, plus the --set overrides it declares."""
+    """The common parameters this notebook declares, plus the --set overrides it declares (under
+    any spelling of the name: `--set segments=4` reaches a notebook that declares `num_segments`)."""
     declared = declared_parameters(path)
     params = {k: v for k, v in cfg.notebook_parameters().items() if k in declared}
-    params.update({k: v for k, v in cfg.overrides.items() if k in declared})
+    for key, value in cfg.overrides.items():
+        params.update({name: value for name in spellings(key) if name in declared})
     return params
 
 
 def check_overrides(cfg: WorkbookConfig, names: Sequence[str]) -> None:
-    """Every --set NAME must be declared by at least one notebook that runs (else list the valid ones)."""
+    """Every --set NAME must be declared (under some spelling) by at least one notebook that runs
+    (else list the valid ones)."""
     declared: set[str] = set()
     for name in names:
         path = notebook_path(name, cfg.source_dir)
         if path.is_file():
             declared |= set(declared_parameters(path))
-    unknown = sorted(set(cfg.overrides) - declared)
+    unknown = sorted(k for k in cfg.overrides if not spellings(k) & declared)
     if unknown:
         raise ValueError(f"unknown notebook parameter(s) {', '.join(unknown)}; the notebooks that run "
                          f"declare: {', '.join(sorted(declared))}")

@@ -7,6 +7,8 @@ import nbformat
 import pytest
 
 from pan_lib import workbook as wb
+from pan_lib.data.registry import DatasetNotPreparedError
+from pan_lib.notebook import datasets, environment, runs
 
 
 def _notebook(path, params_src: str, body: str) -> None:
@@ -73,6 +75,19 @@ def test_parameters_only_those_declared(fake_series, tmp_path):
     assert wb.parameters_for(fake_series / "01_data_prep.ipynb", cfg) == {"dataset": "embedded", "small": False}
 
 
+def test_renamed_parameters_reach_either_spelling(tmp_path):
+    """`--set segments=N` (old spelling) and `--set num_segments=N` reach notebooks declaring either."""
+    src = tmp_path / "nb"
+    src.mkdir()
+    _notebook(src / "01_data_prep.ipynb", "dataset = 'embedded'\nsegments = 8", "pass")
+    _notebook(src / "02_pa_visualisation.ipynb", "dataset = 'embedded'\nnum_segments = 8", "pass")
+    for key in ("segments", "num_segments"):
+        cfg = wb.WorkbookConfig(out=str(tmp_path / "out"), notebook_dir=str(src), overrides={key: 4})
+        wb.check_overrides(cfg, ["01_data_prep", "02_pa_visualisation"])
+        assert wb.parameters_for(src / "01_data_prep.ipynb", cfg)["segments"] == 4
+        assert wb.parameters_for(src / "02_pa_visualisation.ipynb", cfg)["num_segments"] == 4
+
+
 def test_unknown_override_lists_declared_parameters(fake_series, tmp_path):
     cfg = wb.WorkbookConfig(out=str(tmp_path), notebook_dir=str(fake_series), only=("01",),
                             overrides={"epocs": 2})
@@ -123,48 +138,40 @@ def test_small_mode_never_writes_into_results():
 
 # ------------------------------------------------------------------------ notebook helpers (pan_lib)
 def test_as_seeds_accepts_papermill_forms():
-    from pan_lib.notebook_utils import as_seeds
-
+    as_seeds = environment.as_seeds
     assert as_seeds([0, 1, 2]) == as_seeds("0,1,2") == as_seeds("[0, 1, 2]") == [0, 1, 2]
-    assert as_seeds(3) == [3]
+    assert environment.as_seeds(3) == [3]
     with pytest.raises(ValueError, match="at least one seed"):
-        as_seeds("")
+        environment.as_seeds("")
 
 
 def test_resolve_progress_is_text_when_headless(monkeypatch):
-    from pan_lib import notebook_utils as nbu
-
-    monkeypatch.setenv(nbu.HEADLESS_ENV, "1")
-    assert nbu.resolve_progress("auto") == "text" and nbu.resolve_progress("off") == "off"
+    monkeypatch.setenv(environment.HEADLESS_ENV, "1")
+    assert environment.resolve_progress("auto") == "text" and environment.resolve_progress("off") == "off"
     with pytest.raises(ValueError, match="'auto', 'text' or 'off'"):
-        nbu.resolve_progress("widget")
+        environment.resolve_progress("widget")
 
 
 def test_train_configs_recipes_overrides_and_small_mode(tmp_path):
-    from pan_lib import notebook_utils as nbu
-
-    cfgs = nbu.train_configs("embedded", ["TSN", "Lite"], [0, 1], run_root=tmp_path, small=True,
-                             progress="off", lr=None, epochs=None, backbone=None)
+    cfgs = runs.train_configs("embedded", ["TSN", "Lite"], [0, 1], run_root=tmp_path, small=True,
+                              progress="off", lr=None, epochs=None, backbone=None)
     assert [(c.modality, c.seed) for c in cfgs] == [("TSN", 0), ("TSN", 1), ("Lite", 0), ("Lite", 1)]
     assert all(c.epochs == 1 and c.data_root.endswith("embedded_tiny") for c in cfgs)
     assert cfgs[0].resolved_run_dir.parent == tmp_path
-    full = nbu.train_configs("embedded", ["RGB"], [0], run_root=tmp_path, epochs=3, batch_size=4)
+    full = runs.train_configs("embedded", ["RGB"], [0], run_root=tmp_path, epochs=3, batch_size=4)
     assert (full[0].epochs, full[0].batch_size, full[0].backbone) == (3, 4, "resnet_tiny")
-    official = nbu.train_configs("sthv2", ["PA"], [0], data_root="/data/sthv2", run_root=tmp_path)
+    official = runs.train_configs("sthv2", ["PA"], [0], data_root="/data/sthv2", run_root=tmp_path)
     assert (official[0].epochs, official[0].backbone, official[0].lr_steps) == (80, "resnet50", (30.0, 60.0))
-    cpu = nbu.train_configs("sthv2", ["Lite"], [0], recipe="embedded", run_root=tmp_path)
+    cpu = runs.train_configs("sthv2", ["Lite"], [0], recipe="embedded", run_root=tmp_path)
     assert cpu[0].dataset == "sthv2" and cpu[0].backbone == "resnet_tiny"
     with pytest.raises(ValueError, match="recipe 'official' is for real datasets"):
-        nbu.train_configs("embedded", ["Lite"], [0], recipe="official")
+        runs.train_configs("embedded", ["Lite"], [0], recipe="official")
     with pytest.raises(ValueError, match="valid: TSN, TSM, RGB, PA, Lite"):
-        nbu.train_configs("embedded", ["Full"], [0])
+        runs.train_configs("embedded", ["Full"], [0])
 
 
 def test_ensure_dataset_fails_fast_for_unprepared_real_data(tmp_path):
-    from pan_lib import notebook_utils as nbu
-    from pan_lib.data.registry import DatasetNotPreparedError
-
     with pytest.raises(DatasetNotPreparedError, match="python -m data_prep sthv1 --root"):
-        nbu.ensure_dataset("sthv1", tmp_path / "nothing")
+        datasets.ensure_dataset("sthv1", tmp_path / "nothing")
     with pytest.raises(ValueError, match="unknown dataset 'ssv2'; valid: embedded"):
-        nbu.ensure_dataset("ssv2")
+        datasets.ensure_dataset("ssv2")

@@ -1,0 +1,162 @@
+"""Runs from a notebook: configs from the recipes, train or load, evaluate or load, summaries.
+
+A notebook re-run loads what is finished instead of redoing it (the uvadlc idiom): a completed
+training run returns at once, an interrupted one resumes, and an evaluation is reused only when
+everything that decides it is unchanged -- the whole `EvalConfig`, the bytes of every checkpoint
+and the data fingerprint (`evaluation_key`).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+from pan_lib.data.registry import get_prepared
+from pan_lib.engine import EvalConfig, TrainConfig, evaluate, train
+from pan_lib.engine.recipes import RECIPES, get_recipe
+from pan_lib.notebook.datasets import resolve_data_root
+from pan_lib.notebook.environment import repo_path, resolve_progress
+from pan_lib.provenance import REPO_ROOT, file_sha256
+from pan_lib.tables import protocol_label
+
+log = logging.getLogger(__name__)
+
+SMALL_EPOCHS = 1  # small (CI) mode: one epoch on the tiny embedded dataset
+
+
+# ------------------------------------------------------------------------------------------ training
+def train_configs(dataset: str, modalities: Iterable[str], seeds: Iterable[int], *, recipe: str = "auto",
+                  data_root: str | os.PathLike | None = None, run_root: str | os.PathLike = "results/runs",
+                  small: bool = False, progress: str = "auto", **overrides: Any) -> list[TrainConfig]:
+    """One `TrainConfig` per (modality, seed): the recipe, then the notebook's non-None overrides.
+
+    recipe: "auto" (embedded recipe on the embedded dataset, official scripts on real ones),
+    "official" (real datasets only) or "embedded" (the small CPU recipe on any dataset).
+    `overrides` are TrainConfig fields (backbone=, epochs=, batch_size=, lr=, device=, ...); None
+    means "keep the recipe's value". Small mode trains one epoch.
+    """
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe={recipe!r} is not valid; choose one of {', '.join(RECIPES)}")
+    if recipe == "official" and dataset == "embedded":
+        raise ValueError("recipe 'official' is for real datasets (sthv1, sthv2, ...); "
+                         "the embedded dataset uses recipe 'embedded' (or 'auto')")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if small:
+        changes.setdefault("epochs", SMALL_EPOCHS)
+    root = resolve_data_root(dataset, data_root, small)
+    out_root = repo_path(run_root)
+    configs = []
+    for modality in modalities:
+        base = get_recipe("embedded" if recipe == "embedded" else dataset, modality)
+        for seed in seeds:
+            configs.append(TrainConfig.from_dict(
+                base, **{**dict(dataset=dataset, data_root=str(root), seed=int(seed), out_root=str(out_root),
+                                progress=resolve_progress(progress)), **changes}))
+    return configs
+
+
+def run_status(cfg: TrainConfig) -> str:
+    """'completed' (a finished run: it will be loaded), 'resumable' (last.pt exists) or 'new'."""
+    run_dir = cfg.resolved_run_dir
+    record = run_dir / "record.json"
+    if record.is_file():
+        try:
+            if json.loads(record.read_text()).get("status") == "completed":
+                return "completed"
+        except (OSError, ValueError):
+            pass
+    return "resumable" if (run_dir / "last.pt").is_file() else "new"
+
+
+def train_or_load(configs: Iterable[TrainConfig], *, nproc_per_node: int = 1) -> list:
+    """Train every config -- or load it when finished, or resume it when interrupted.
+
+    With `nproc_per_node > 1` each run goes through torchrun (`torchrun_train`), the engine's DDP
+    path; the notebook then reads the run back from its record.
+    """
+    results = []
+    for cfg in configs:
+        status = run_status(cfg)
+        verb = {"completed": "loading finished run", "resumable": "resuming", "new": "training"}[status]
+        log.info("%s %s -> %s", verb, cfg.run_name, cfg.resolved_run_dir)
+        print(f"{verb:>21}: {cfg.run_name}", flush=True)
+        if nproc_per_node > 1 and status != "completed":
+            torchrun_train(cfg, nproc_per_node)
+        results.append(train(cfg))  # a completed run returns at once (resume='auto')
+    return results
+
+
+def torchrun_train(cfg: TrainConfig, nproc_per_node: int) -> None:
+    """Run one config through torchrun (one process per GPU), streaming rank 0's log into the cell."""
+    run_dir = cfg.resolved_run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    yaml_path = run_dir / "run.yaml"
+    cfg.to_yaml(yaml_path)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc_per_node}",
+           "-m", "pan_lib.train", "--config", str(yaml_path)]
+    print("$ " + " ".join(cmd), flush=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(REPO_ROOT))
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        print(line, end="", flush=True)
+    if proc.wait() != 0:
+        raise RuntimeError(f"torchrun exited with {proc.returncode} for {cfg.run_name}; see the log above")
+
+
+# ---------------------------------------------------------------------------------------- evaluation
+def evaluation_key(checkpoints: Iterable[str | os.PathLike], cfg: EvalConfig) -> dict[str, Any]:
+    """Everything that decides an evaluation: the whole config, each checkpoint's bytes, the data."""
+    prepared = get_prepared(cfg.dataset, cfg.data_root, source=cfg.source)
+    return {"config": json.loads(json.dumps(cfg.to_dict())),
+            "checkpoints": [{"checkpoint": str(c), "sha256": file_sha256(c)} for c in checkpoints],
+            "data_fingerprint": prepared.fingerprint}
+
+
+def recorded_key(record: dict[str, Any]) -> dict[str, Any]:
+    """The same key as `evaluation_key`, read back from an evaluation record."""
+    return {"config": record.get("config"),
+            "checkpoints": [{"checkpoint": m.get("checkpoint"), "sha256": m.get("checkpoint_sha256")}
+                            for m in record.get("members", [])],
+            "data_fingerprint": (record.get("data") or {}).get("fingerprint")}
+
+
+def evaluate_or_load(name: str, checkpoints: Iterable[str | os.PathLike], *, out_dir: str | os.PathLike,
+                     **eval_fields: Any) -> dict[str, Any]:
+    """Evaluate a checkpoint or an ensemble once; later calls load the record it wrote.
+
+    Returns the evaluation record (docs/ARCHITECTURE.md, "Run records"). The record is reused only
+    when it completed and its `recorded_key` equals today's `evaluation_key`: any change of an
+    `EvalConfig` field, of a checkpoint's bytes or of the data evaluates again.
+    """
+    checkpoints = [str(Path(c)) for c in checkpoints]
+    cfg = EvalConfig.from_dict(eval_fields, name=name, out_dir=str(out_dir))
+    record_path = Path(out_dir) / "record.json"
+    if record_path.is_file():
+        try:
+            record = json.loads(record_path.read_text())
+        except (OSError, ValueError):
+            record = {}
+        if record.get("status") == "completed" and recorded_key(record) == evaluation_key(checkpoints, cfg):
+            print(f"loading evaluation: {name}", flush=True)
+            return record
+    print(f"evaluating: {name}", flush=True)
+    result = evaluate(checkpoints, cfg)
+    return json.loads(Path(result.record_path).read_text())
+
+
+def record_summary(records: Iterable[dict[str, Any]]):
+    """A small pandas table of evaluation/training records (model, seed, top-1/5, cost, speed)."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        m = r.get("metrics") or {}
+        rows.append({"model": r.get("model"), "seed": r.get("seed"), "protocol": protocol_label(r),
+                     "top1": m.get("top1"), "top5": m.get("top5"), "GFLOPs/view": r.get("gflops_per_view"),
+                     "views": r.get("views"), "params (M)": (r.get("params") or 0) / 1e6,
+                     "clips/s": r.get("clips_per_s")})
+    return pd.DataFrame(rows)
