@@ -25,6 +25,17 @@ import logging
 import sys
 from pathlib import Path
 
+from data_prep.check import check_videos, write_report
+from data_prep.datasets import PREPARERS
+from data_prep.extract import extract_frames
+from pan_lib.data.baseline import bag_of_frames_baseline
+from pan_lib.data.decoded import decode_videos
+from pan_lib.data.lists import AnnotationError
+from pan_lib.data.prepared import find_prepared
+from pan_lib.data.registry import prepare_embedded
+from pan_lib.data.synthetic import CLASS_SETS, CODECS, SIZES
+from pan_lib.provenance import provenance, write_table
+
 DATASET_HELP = {
     "sthv1": "Something-Something V1: --root holds something-something-v1-{labels,train,validation,test}.csv "
              "and the frame folders 20bn-something-something-v1/<id>/00001.jpg",
@@ -52,8 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
-
-    from pan_lib.data.synthetic import CLASS_SETS, CODECS, SIZES
 
     p = sub.add_parser("embedded", help="generate + prepare the embedded motion dataset",
                        description="Generate the embedded motion dataset (SSv2 layout) into OUT/raw and prepare "
@@ -141,12 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level), format="%(levelname)s %(name)s: %(message)s")
     cmd = args.command
-    from pan_lib.data.lists import AnnotationError
-
     try:
         if cmd == "embedded":
-            from pan_lib.data.registry import prepare_embedded
-
             overrides = {k: v for k, v in (("num_frames", args.num_frames), ("resolution", args.resolution),
                                             ("train_per_class", args.train_per_class),
                                             ("val_per_class", args.val_per_class)) if v is not None}
@@ -157,25 +162,17 @@ def main(argv: list[str] | None = None) -> int:
                   f"fingerprint {prepared.fingerprint})")
             return 0
         if cmd == "extract-frames":
-            from data_prep.extract import extract_frames
-
             summary = extract_frames(args.prepared, frames_dir=args.frames_dir, scale=args.scale,
                                      quality=args.quality, workers=args.workers, splits=args.splits,
                                      progress=args.progress)
             print(json.dumps({k: v for k, v in summary.items() if k != "tools"}, indent=1))
             return 1 if summary["failed"] else 0
         if cmd == "decode":
-            from data_prep.decode import decode_videos
-
             summary = decode_videos(args.prepared, short_side=args.short_side, workers=args.workers,
                                     splits=args.splits, progress=args.progress)
             print(json.dumps({k: v for k, v in summary.items() if k != "tools"}, indent=1))
             return 1 if summary["failed"] else 0
         if cmd == "baseline":
-            from pan_lib.data.registry import find_prepared
-            from pan_lib.data.synthetic import bag_of_frames_baseline
-            from pan_lib.provenance import provenance, write_table
-
             prepared = find_prepared("embedded", args.prepared, source="video")
             res = bag_of_frames_baseline(prepared, frames=args.frames, split=args.split)
             rows = []
@@ -194,8 +191,6 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(rows, indent=1))
             return 0
         if cmd == "check-videos":
-            from data_prep.check import check_videos, write_report
-
             results = check_videos(args.folder, workers=args.workers, tolerance=args.tolerance,
                                    progress=args.progress)
             bad = [r for r in results if not r.ok]
@@ -205,8 +200,6 @@ def main(argv: list[str] | None = None) -> int:
             if args.report:
                 print(f"report: {write_report(results, args.report)}")
             return 1 if bad else 0
-        from data_prep.datasets import PREPARERS
-
         kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "log_level", "root", "out")}
         manifest = PREPARERS[cmd](args.root, args.out, **kwargs)
         counts = json.loads(Path(manifest).read_text())["counts"]

@@ -6,12 +6,17 @@ else duration x fps); fewer than ``expected - tolerance`` frames is reported as 
 """
 from __future__ import annotations
 
+import csv
+import json
 import logging
+import multiprocessing as mp
 import os
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
+from pan_lib.data._progress import progress_bar
 from pan_lib.data.video import VIDEO_EXTENSIONS, VideoReadError, probe
 
 log = logging.getLogger(__name__)
@@ -62,15 +67,10 @@ def find_videos(folder: str | Path, recursive: bool = True) -> list[Path]:
 def check_videos(paths: str | Path | Sequence[str | Path], *, workers: int = 2, tolerance: float = 0.05,
                  progress: str = "auto") -> list[VideoCheck]:
     """Check every video under a folder (or a list of files) with a bounded process pool."""
-    from pan_lib.data._progress import progress_bar
-
     files = find_videos(paths) if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     results: list[VideoCheck] = []
     with progress_bar(total=len(files), desc="checking videos", mode=progress) as bar:
         if workers > 1 and len(files) > 1:
-            import multiprocessing as mp
-            from functools import partial
-
             with mp.get_context("spawn").Pool(workers) as pool:
                 for r in pool.imap(partial(check_video, tolerance=tolerance), [str(f) for f in files], chunksize=4):
                     results.append(r)
@@ -84,9 +84,6 @@ def check_videos(paths: str | Path | Sequence[str | Path], *, workers: int = 2, 
 
 def write_report(results: Sequence[VideoCheck], path: str | Path) -> Path:
     """CSV (``.csv``) or JSON (any other suffix) of every checked file."""
-    import csv
-    import json
-
     path = Path(path)
     rows = [asdict(r) for r in results]
     if path.suffix == ".csv":

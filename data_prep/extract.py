@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing as mp
 import os
 import shutil
 from pathlib import Path
@@ -24,8 +25,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from pan_lib.data._progress import progress_bar
+from pan_lib.data.catalog import get_dataset_info
 from pan_lib.data.lists import VideoRecord, read_list_file, write_list_file
-from pan_lib.data.registry import MANIFEST, get_dataset_info
+from pan_lib.data.prepared import MANIFEST, portable_path, update_manifest
+from pan_lib.provenance import fingerprint_files, package_versions
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +84,6 @@ def extract_frames(prepared_dir: str | Path, *, frames_dir: str | Path | None = 
                    quality: int = 95, workers: int = 2, splits: Sequence[str] = ("train", "val", "test"),
                    progress: str = "auto") -> dict[str, Any]:
     """Extract the videos listed in a prepared folder; returns the extraction summary."""
-    from pan_lib.data._progress import progress_bar
-    from pan_lib.provenance import fingerprint_files, package_versions
-
     prepared_dir = Path(prepared_dir)
     manifest = json.loads((prepared_dir / MANIFEST).read_text())
     info = get_dataset_info(manifest["name"])
@@ -107,8 +108,6 @@ def extract_frames(prepared_dir: str | Path, *, frames_dir: str | Path | None = 
     results: dict[str, dict[str, Any]] = {}
     with progress_bar(total=len(jobs), desc="extracting frames", mode=progress) as bar:
         if workers > 1:
-            import multiprocessing as mp
-
             with mp.get_context("spawn").Pool(workers) as pool:
                 for path, res in zip(jobs, pool.imap(_extract_one, list(jobs.values()), chunksize=1)):
                     results[path] = res
@@ -140,14 +139,8 @@ def extract_frames(prepared_dir: str | Path, *, frames_dir: str | Path | None = 
                "tools": package_versions(("av", "opencv-contrib-python-headless", "numpy")),
                "fingerprint": fingerprint_files(lists_written)}
     (prepared_dir / "extraction.json").write_text(json.dumps(summary, indent=1))
-    manifest.setdefault("lists", {})["frames"] = frame_lists
-    from data_prep.datasets import _portable
-
-    manifest["frames_root"] = _portable(frames_root, prepared_dir)
-    manifest["extraction"] = summary
-    tmp = prepared_dir / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1, default=str))
-    tmp.replace(prepared_dir / MANIFEST)
+    update_manifest(prepared_dir, lists=dict(manifest.get("lists", {}), frames=frame_lists),
+                    frames_root=portable_path(frames_root, prepared_dir), extraction=summary)
     if failures:
         log.warning("%d videos could not be extracted (see %s)", len(failures), prepared_dir / "extract_failures.txt")
     return summary

@@ -10,10 +10,15 @@ import numpy as np
 import pytest
 import torch
 
+from data_prep.__main__ import main
+from data_prep.check import check_videos
+from data_prep.extract import extract_frames
 from pan_lib.data import (DatasetNotPreparedError, build_dataset, find_prepared, get_dataset_info,
                           prepare_embedded)
 from pan_lib.data.dataset import VideoClipDataset
+from pan_lib.data.decoded import decode_videos
 from pan_lib.data.lists import VideoRecord, read_list_file
+from pan_lib.data.synthetic import PAIRS, render_video
 from pan_lib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform, GroupMultiScaleCrop
 from pan_lib.data.video import VideoReadError, probe, read_video_frames, write_video
 
@@ -77,8 +82,6 @@ def test_broken_files_raise_video_read_error(broken, name, backend):
 
 
 def test_check_videos_catches_silent_truncation(broken):
-    from data_prep.check import check_videos
-
     results = {Path(r.path).name: r for r in check_videos(broken, workers=1, progress="off")}
     assert results["good.webm"].status == "ok" and results["good.mp4"].status == "ok"
     assert results["truncated.webm"].status == "truncated"  # decodes without error, but short
@@ -89,8 +92,6 @@ def test_check_videos_catches_silent_truncation(broken):
 
 
 def test_check_videos_cli_exit_status(broken, tmp_path, capsys):
-    from data_prep.__main__ import main
-
     report = tmp_path / "report.csv"
     assert main(["check-videos", str(broken), "--workers", "1", "--progress", "off", "--report", str(report)]) == 1
     out = capsys.readouterr().out
@@ -161,8 +162,6 @@ def test_embedded_layout_and_classes(embedded):
 
 
 def test_generator_determinism_and_time_reversal():
-    from pan_lib.data.synthetic import PAIRS, render_video
-
     for _, _, kind in PAIRS:
         a, wa = render_video(kind, False, np.random.default_rng([1, 2]), num_frames=12, size=48)
         b, wb = render_video(kind, False, np.random.default_rng([1, 2]), num_frames=12, size=48)
@@ -192,8 +191,6 @@ def test_dataset_items(embedded, modality_frames):
 
 
 def test_frames_and_video_sources_agree(embedded, tmp_path):
-    from data_prep.extract import extract_frames
-
     work = tmp_path / "prep"
     shutil.copytree(embedded.root, work)  # a prepared folder can be moved: its roots are relative
     manifest = json.loads((work / "prepared.json").read_text())
@@ -264,13 +261,11 @@ def test_clip_seed_and_dense_alias(embedded):
     ds.set_clip_seed(7)
     assert torch.equal(a, ds[2][0])
     dense = build_dataset(embedded, "val", num_segments=4, input_size=32, scale_size=40, dense_sample=True)
-    assert dense.dense and dense[0][0].shape == (12, 32, 32)
+    assert dense.dense_sample and dense[0][0].shape == (12, 32, 32)
 
 
 # ----------------------------------------------------------------------------- decoded arrays
 def test_decoded_source_matches_videos_and_is_chosen_automatically(embedded, tmp_path):
-    from data_prep.decode import decode_videos
-
     work = tmp_path / "prep"
     shutil.copytree(embedded.root, work)
     with pytest.raises(DatasetNotPreparedError, match="data_prep decode"):
@@ -293,8 +288,6 @@ def test_decoded_source_matches_videos_and_is_chosen_automatically(embedded, tmp
 
 
 def test_decoded_source_bad_video_is_reported_not_fatal(embedded, tmp_path):
-    from data_prep.decode import decode_videos
-
     work = tmp_path / "prep"
     shutil.copytree(embedded.root, work)
     victim = read_list_file(work / "val_videos.txt")[1]
@@ -321,8 +314,6 @@ def test_prepare_embedded_decodes_and_regeneration_drops_stale_arrays(tmp_path):
 
 
 def test_decode_command_line(embedded, tmp_path, capsys):
-    from data_prep.__main__ import main
-
     work = tmp_path / "prep"
     shutil.copytree(embedded.root, work)
     assert main(["decode", str(work), "--short-side", "40", "--workers", "1", "--splits", "val",

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from data_prep.__main__ import main
-from data_prep.datasets import (prepare_hmdb51, prepare_jester, prepare_kinetics400, prepare_sthv1,
-                                prepare_sthv2, prepare_ucf101)
+from data_prep.datasets import prepare_hmdb51, prepare_jester, prepare_kinetics400, prepare_sthv1, prepare_ucf101
 from pan_lib.data import find_prepared
 from pan_lib.data.lists import read_list_file
+from pan_lib.data.preparation import prepare_sthv2
 from pan_lib.data.video import write_video
 
 

@@ -1,13 +1,9 @@
 """Every annotation sample in ../shared/formats parses, with the documented traps handled."""
 from __future__ import annotations
 
-import json
-import shutil
-from pathlib import Path
-
 import pytest
 
-from data_prep import parsers as P
+from pan_lib.data import parsers as P
 from pan_lib.data.lists import AnnotationError, read_list_file
 
 

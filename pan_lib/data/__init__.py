@@ -1,18 +1,21 @@
-"""Data: sampling, the dataset registry, readers, transforms, the clip dataset, the embedded dataset.
+"""Data: the dataset catalog, prepared folders, sampling, readers, transforms, the clip dataset, the
+embedded dataset.
 
-Cheap names (numpy only) are imported eagerly; torch-based ones load on first use.
+Cheap names (no torch) are imported eagerly; the torch-based ones load on first use.
 """
 from __future__ import annotations
 
-import importlib
-
+from pan_lib._lazy import lazy_getattr
+from pan_lib.data.catalog import DATASETS, DatasetInfo, default_data_root, get_dataset_info
 from pan_lib.data.lists import AnnotationError, VideoRecord, read_list_file, write_list_file
-from pan_lib.data.registry import (DATASETS, DatasetInfo, DatasetNotPreparedError, PreparedDataset,
-                                   build_dataset, default_data_root, find_prepared, get_dataset_info,
-                                   prepare_embedded)
+from pan_lib.data.prepared import DatasetNotPreparedError, PreparedDataset, find_prepared
 from pan_lib.data.sampling import clip_frame_indices, dense_offsets, segment_offsets
 
+# public name -> module that defines it (imported on first use: these import torch)
 _LAZY = {
+    "get_prepared": "pan_lib.data.registry",
+    "prepare_embedded": "pan_lib.data.registry",
+    "build_dataset": "pan_lib.data.registry",
     "VideoClipDataset": "pan_lib.data.dataset",
     "BadInputReport": "pan_lib.data.dataset",
     "ClipTransform": "pan_lib.data.transforms",
@@ -24,16 +27,13 @@ _LAZY = {
     "read_frame_folder": "pan_lib.data.video",
     "probe": "pan_lib.data.video",
     "SyntheticConfig": "pan_lib.data.synthetic",
-    "bag_of_frames_baseline": "pan_lib.data.synthetic",
+    "decode_videos": "pan_lib.data.decoded",
+    "bag_of_frames_baseline": "pan_lib.data.baseline",
 }
 
 __all__ = sorted(["AnnotationError", "VideoRecord", "read_list_file", "write_list_file", "DATASETS",
-                  "DatasetInfo", "DatasetNotPreparedError", "PreparedDataset", "build_dataset",
-                  "default_data_root", "find_prepared", "get_dataset_info", "prepare_embedded",
-                  "clip_frame_indices", "dense_offsets", "segment_offsets", *_LAZY])
+                  "DatasetInfo", "DatasetNotPreparedError", "PreparedDataset", "default_data_root",
+                  "find_prepared", "get_dataset_info", "clip_frame_indices", "dense_offsets", "segment_offsets",
+                  *_LAZY])
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'pan_lib.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pan_lib.data.lists import VideoRecord, read_list_file
-from pan_lib.data.registry import SOURCES
+from pan_lib.data.prepared import SOURCES
 from pan_lib.data.sampling import clip_frame_indices, dense_offsets, segment_offsets
 from pan_lib.data.transforms import ClipTransform, build_transform
 from pan_lib.data.video import (VideoReadError, count_decoded_frames, count_frames, read_decoded, read_frame_folder,
@@ -92,7 +93,7 @@ class VideoClipDataset(Dataset):
             "test" (centres, ``twice_sample``, ``test_crops``, ``full_res``).
         source: "frames" (JPEG folders named by ``image_tmpl``), "video" (decord, PyAV fallback) or
             "decoded" (``<path>.npy`` uint8 arrays written by ``python -m data_prep decode``).
-        dense: TSM dense sampling instead of segments.
+        dense_sample: TSM dense sampling instead of segments (``dense`` is a deprecated alias).
         drop_short: drop rows with fewer than 3 frames in train/val (official); ``None`` = official.
         bad_input: "auto" (= "resample" in train, "zeros" otherwise), "resample", "zeros", "raise".
     """
@@ -101,11 +102,15 @@ class VideoClipDataset(Dataset):
                  num_segments: int = 8, new_length: int = 1, mode: str = "train", source: str = "frames",
                  image_tmpl: str = "{:05d}.jpg", transform: ClipTransform | None = None, input_size: int = 224,
                  scale_size: int | None = None, flip: bool = True, twice_sample: bool = False,
-                 dense: bool = False, test_crops: int = 1, full_res: bool = False, seed: int = 0,
+                 dense_sample: bool = False, test_crops: int = 1, full_res: bool = False, seed: int = 0,
                  bad_input: str = "auto", report_dir: str | Path | None = None, backend: str = "auto",
-                 drop_short: bool | None = None, max_retries: int = 10, list_format: str = "auto") -> None:
+                 drop_short: bool | None = None, max_retries: int = 10, list_format: str = "auto",
+                 dense: bool | None = None) -> None:
         if mode not in ("train", "val", "test"):
             raise ValueError(f"unknown mode {mode!r}; valid: train, val, test")
+        if dense is not None:  # the old keyword
+            log.warning("VideoClipDataset(dense=...) is deprecated; use dense_sample=...")
+            dense_sample = dense_sample or dense
         if source not in SOURCES:
             raise ValueError(f"unknown source {source!r}; valid: {', '.join(SOURCES)}")
         if bad_input not in POLICIES:
@@ -124,7 +129,7 @@ class VideoClipDataset(Dataset):
         self.records: list[VideoRecord] = records
         self.root = Path(root)
         self.num_segments, self.new_length, self.mode, self.source = num_segments, new_length, mode, source
-        self.image_tmpl, self.twice_sample, self.dense = image_tmpl, twice_sample, dense
+        self.image_tmpl, self.twice_sample, self.dense_sample = image_tmpl, twice_sample, dense_sample
         self.seed, self.backend, self.max_retries = seed, backend, max_retries
         self.transform = transform or build_transform(mode, input_size=input_size, scale_size=scale_size,
                                                       flip=flip, test_crops=test_crops, full_res=full_res)
@@ -156,7 +161,7 @@ class VideoClipDataset(Dataset):
         """Clips (temporal views) per item: 2 with twice_sample, 10 with dense test sampling."""
         if self.mode != "test":
             return 1
-        return 10 if self.dense else (2 if self.twice_sample else 1)
+        return 10 if self.dense_sample else (2 if self.twice_sample else 1)
 
     @property
     def clip_shape(self) -> tuple[int, int, int]:
@@ -234,7 +239,7 @@ class VideoClipDataset(Dataset):
         if nf <= 0:
             raise VideoReadError(f"{self.path_of(index)}: no frames")
         rng = rng if rng is not None else self._rng(index)
-        if self.dense:
+        if self.dense_sample:
             offsets = dense_offsets(nf, self.num_segments, self.mode, rng=rng)
         else:
             offsets = segment_offsets(nf, self.num_segments, self.new_length, self.mode,
@@ -255,7 +260,7 @@ class VideoClipDataset(Dataset):
     def _report(self, index: int, exc: BaseException, attempt: int) -> None:
         event = {"path": str(self.path_of(index)), "index": index, "error": f"{type(exc).__name__}: {exc}",
                  "policy": self.policy, "mode": self.mode, "epoch": self.epoch, "attempt": attempt,
-                 "pid": os.getpid(), "time": __import__("time").time()}
+                 "pid": os.getpid(), "time": time.time()}
         log.warning("bad input %s: %s (policy %s)", event["path"], event["error"], self.policy)
         try:
             with open(self.report_dir / f"bad_inputs.{os.getpid()}.jsonl", "a", encoding="utf-8") as f:

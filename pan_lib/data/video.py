@@ -17,6 +17,7 @@ import functools
 import logging
 import os
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
@@ -242,7 +243,6 @@ def write_video(path: str | Path, frames: np.ndarray | Sequence[np.ndarray], fps
                 codec: str = "libvpx-vp9", options: dict[str, str] | None = None) -> Path:
     """Encode uint8 RGB frames ``[F, H, W, 3]`` (H, W even) with PyAV; returns the path."""
     import av
-    from fractions import Fraction
 
     path = Path(path)
     frames = list(frames)

@@ -1,4 +1,5 @@
-"""Parsers for the annotation files of the six datasets, as they are downloaded.
+"""Parsers for the annotation files of the six datasets, as they are downloaded (used by
+``python -m data_prep`` and, for the SSv2 layout, by the embedded dataset's preparation).
 
 Each parser returns plain Python data and raises ``AnnotationError`` (file + 1-based line) on a
 malformed line. The traps they handle (see ../shared/formats/README.md):

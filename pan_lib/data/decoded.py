@@ -13,20 +13,27 @@ each file is written to a temporary name and renamed. A video that cannot be dec
 like any unreadable video, so nothing crashes and the file is named.
 
 Size: ``frames * S * S * 3`` bytes per square video (embedded default, S = 56: 0.3 MB per video).
-Real datasets are far too large for this; use ``extract-frames`` there.
+Real datasets are far too large for this; use ``extract-frames`` there. Run by
+``python -m data_prep decode`` and by ``pan_lib.data.registry.prepare_embedded``.
 """
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing as mp
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
+from pan_lib.data._progress import progress_bar
 from pan_lib.data.lists import read_list_file
-from pan_lib.data.registry import MANIFEST
+from pan_lib.data.prepared import MANIFEST, portable_path, update_manifest
+from pan_lib.data.transforms import scale_short_side, to_tensor
+from pan_lib.data.video import count_frames, read_video_frames
+from pan_lib.provenance import package_versions
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +42,9 @@ def decoded_dir_name(short_side: int) -> str:
     return f"decoded_s{int(short_side)}"
 
 
-def _decode_one(args: tuple[str, str, int, int]) -> dict[str, Any]:
-    """Decode one video to ``target`` (skipped when it exists); returns a status row."""
-    import torch
-
-    from pan_lib.data.transforms import scale_short_side, to_tensor
-    from pan_lib.data.video import count_frames, read_video_frames
-
+def decode_one(args: tuple[str, str, int, int]) -> dict[str, Any]:
+    """Decode one video ``(source, target, num_frames, short_side)`` to ``target`` (skipped when it
+    exists and is newer than the video); returns a status row."""
     source, target, num_frames, short_side = args
     row: dict[str, Any] = {"video": source, "target": target, "status": "ok", "frames": 0, "error": ""}
     out = Path(target)
@@ -72,10 +75,6 @@ def decode_videos(prepared_dir: str | Path, *, short_side: int = 56, workers: in
 
     Afterwards ``find_prepared(name, prepared_dir)`` (source "auto") loads clips from the arrays.
     """
-    from data_prep.datasets import _portable, update_manifest
-    from pan_lib.data._progress import progress_bar
-    from pan_lib.provenance import package_versions
-
     prepared_dir = Path(prepared_dir)
     manifest = json.loads((prepared_dir / MANIFEST).read_text())
     video_lists = manifest.get("lists", {}).get("video")
@@ -101,15 +100,13 @@ def decode_videos(prepared_dir: str | Path, *, short_side: int = 56, workers: in
     rows: list[dict[str, Any]] = []
     with progress_bar(total=len(jobs), desc=f"decoding videos (short side {short_side})", mode=progress) as bar:
         if workers > 1 and len(jobs) > 1:
-            import multiprocessing as mp
-
             with mp.get_context("spawn").Pool(workers) as pool:
-                for row in pool.imap(_decode_one, list(jobs.values()), chunksize=4):
+                for row in pool.imap(decode_one, list(jobs.values()), chunksize=4):
                     rows.append(row)
                     bar.update(1)
         else:
             for args in jobs.values():
-                rows.append(_decode_one(args))
+                rows.append(decode_one(args))
                 bar.update(1)
     failures = [r for r in rows if r["status"] == "failed"]
     (prepared_dir / "decode_failures.txt").write_text("".join(f"{r['video']}\t{r['error']}\n" for r in failures))
@@ -121,7 +118,7 @@ def decode_videos(prepared_dir: str | Path, *, short_side: int = 56, workers: in
                "resize": "torch bilinear, antialias (pan_lib.data.transforms.scale_short_side)",
                "tools": package_versions(("decord", "av", "torch", "numpy"))}
     lists = dict(manifest.get("lists", {}), decoded=used_lists)
-    update_manifest(prepared_dir, lists=lists, decoded_root=_portable(out_root, prepared_dir), decoded=summary)
+    update_manifest(prepared_dir, lists=lists, decoded_root=portable_path(out_root, prepared_dir), decoded=summary)
     log.info("decoded %d videos (%d kept, %d failed) into %s, %.1f MB", len(rows), summary["kept"],
              len(failures), out_root, nbytes / 1e6)
     return summary
