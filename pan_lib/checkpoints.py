@@ -27,17 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from pan_lib.backbones import BACKBONES, build_backbone
-from pan_lib.models import MODALITIES, PANNet, build_model
+from pan_lib.models import MODALITIES, ModelConfig, PANNet, build_model, rename_fields
 
 log = logging.getLogger(__name__)
 
 OFFICIAL_KEYS = ("epoch", "arch", "state_dict", "optimizer", "best_prec1")
-_BUILD_ARGS = ("modality", "num_classes", "num_segments", "backbone", "dropout", "shift", "head", "fold_div",
-               "shift_place")
 _SUFFIXES = (".pth.tar", ".pth", ".pt", ".tar", ".ckpt")
 
 
@@ -76,9 +75,9 @@ class CheckpointName:
         return "nl" in self.extras
 
     def model_kwargs(self) -> dict[str, Any]:
-        """``build_model`` arguments the name determines (num_classes and head come from the weights)."""
+        """:class:`ModelConfig` fields the name determines (num_classes and head come from the weights)."""
         return {"modality": self.modality, "num_segments": self.num_segments, "backbone": self.arch,
-                "shift": self.shift, "fold_div": self.shift_div, "shift_place": self.shift_place}
+                "shift": self.shift, "shift_div": self.shift_div, "shift_place": self.shift_place}
 
 
 _NAME_RE = re.compile(
@@ -168,10 +167,6 @@ def official_checkpoint_name(
 
 # --------------------------------------------------------------------------------------- reading
 def _numpy_safe_globals() -> list:
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - numpy is a dependency
-        return []
     core = getattr(np, "_core", None) or np.core  # numpy 2 / numpy 1
     scalar = core.multiarray.scalar
     dtype_classes = [type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32, np.bool_)]
@@ -213,7 +208,7 @@ def strip_module_prefix(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 def _split_checkpoint(obj: Any, path: Path) -> tuple[dict[str, Tensor], dict[str, Any], dict[str, Any]]:
-    """-> (state_dict without prefixes, metadata, stored model config)."""
+    """-> (state_dict without prefixes, metadata, stored model config: ModelConfig fields, old names mapped)."""
     if not isinstance(obj, Mapping):
         raise ValueError(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
     if "state_dict" in obj:  # official layout (+ our optional model_config)
@@ -228,7 +223,8 @@ def _split_checkpoint(obj: Any, path: Path) -> tuple[dict[str, Tensor], dict[str
         state, config, meta = obj, {}, {}
     else:
         raise ValueError(f"{path}: no 'state_dict' (official layout) or 'model' entry; keys: {sorted(obj)[:10]}")
-    return strip_module_prefix(state), meta, {k: v for k, v in config.items() if k in _BUILD_ARGS}
+    stored = rename_fields(config, f"{path.name}: model config")
+    return strip_module_prefix(state), meta, {k: v for k, v in stored.items() if k in ModelConfig.field_names()}
 
 
 # --------------------------------------------------------------------------------------- inference
@@ -257,7 +253,7 @@ def infer_backbone(state: Mapping[str, Tensor]) -> str:
 
 
 def infer_model_config(state: Mapping[str, Tensor], name: CheckpointName | None = None) -> dict[str, Any]:
-    """``build_model`` arguments from the weights (num_classes, head, modality, backbone) and the file name."""
+    """:class:`ModelConfig` fields from the weights (num_classes, head, modality, backbone) and the file name."""
     cfg: dict[str, Any] = dict(name.model_kwargs()) if name else {}
     has_pa = "PA.shallow_conv.weight" in state
     stem = state.get("base_model.conv1.weight")
@@ -396,16 +392,19 @@ def load_checkpoint(
         config = model.config() if hasattr(model, "config") else {}
     else:
         required = {"modality", "num_classes", "num_segments", "backbone"}
-        config = dict(stored) if required <= stored.keys() else {**infer_model_config(state, name), **stored}
-        if config.get("backbone") not in BACKBONES:
-            raise ValueError(f"{path.name}: backbone {config.get('backbone')!r} is not available; "
+        values = dict(stored) if required <= stored.keys() else {**infer_model_config(state, name), **stored}
+        if values.get("backbone") not in BACKBONES:
+            raise ValueError(f"{path.name}: backbone {values.get('backbone')!r} is not available; "
                              f"valid: {', '.join(BACKBONES)}")
+        # the weights come from the file: never download ImageNet weights for a stored pretrained=True
+        model_config = ModelConfig.from_dict({**values, "pretrained": False})
+        config = model_config.to_dict()
         if strict:  # build without initialising (meta), then adopt the loaded tensors
             with torch.device("meta"):
-                model = build_model(**config)
+                model = build_model(model_config)
             missing, unexpected = load_state_dict_checked(model, state, strict=True, assign=True, source=str(path))
         else:
-            model = build_model(**config).to(map_location)
+            model = build_model(model_config).to(map_location)
             missing, unexpected = load_state_dict_checked(model, state, strict=False, source=str(path))
     log.info("loaded %s (%s, epoch %s, best_prec1 %s)", path.name, config.get("modality"), meta.get("epoch"),
              meta.get("best_prec1"))
@@ -428,7 +427,8 @@ def save_official_checkpoint(
     """Write ``{'epoch','arch','state_dict' (module.-prefixed),'optimizer','best_prec1'}`` atomically.
 
     The file loads in the official ``test_models.py`` / ``main.py --resume`` and in :func:`load_checkpoint`.
-    ``include_config`` adds a ``model_config`` entry (plain types; the official code ignores it) so
+    ``include_config`` adds a ``model_config`` entry (the :class:`ModelConfig` as plain types; the
+    official code ignores it) so
     the model can be rebuilt even when the file is renamed. ``optimizer`` may be an optimizer or
     its ``state_dict()`` (``None`` is stored when not given).
     """

@@ -19,6 +19,31 @@ from torch import Tensor, nn
 
 from pan_lib.models import PANNet
 
+# Display names (results tables, records, plots) of what each modality label is trained/tested as:
+# single networks and the two official ensembles (PAN_Full = RGB + PA, PAN_En = Lite + RGB + PA).
+MODEL_NAMES = {"TSN": "TSN", "TSM": "TSM", "Lite": "PAN_Lite", "RGB": "PAN_RGB", "PA": "PAN_PA",
+               "Full": "PAN_Full", "En": "PAN_En"}
+
+
+def model_name(modality: str) -> str:
+    """Display name of a modality label (``"Lite"`` -> ``"PAN_Lite"``); unknown labels are returned as is."""
+    return MODEL_NAMES.get(modality, modality)
+
+
+def ensemble_name(modalities: Sequence[str]) -> tuple[str, str]:
+    """(display name, modality label) of a member set: PAN_Full = RGB+PA, PAN_En = Lite+RGB+PA.
+
+    One member: its own name; any other set: ``("Ensemble(<names>)", "Ensemble")``.
+    """
+    s = sorted(modalities)
+    if len(s) == 1:
+        return model_name(s[0]), s[0]
+    if s == ["PA", "RGB"]:
+        return MODEL_NAMES["Full"], "Full"
+    if s == ["Lite", "PA", "RGB"]:
+        return MODEL_NAMES["En"], "En"
+    return f"Ensemble({'+'.join(model_name(m) for m in modalities)})", "Ensemble"
+
 
 class Ensemble(nn.Module):
     """Weighted mean of the raw logits of several :class:`PANNet` members.

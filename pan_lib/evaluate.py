@@ -17,17 +17,18 @@ import json
 import logging
 import sys
 
+from pan_lib.engine import evaluate
+from pan_lib.engine.config import AMP_CHOICES, CROP_CHOICES, PROGRESS_CHOICES, ConfigError, EvalConfig
+
 
 def main(argv: list[str] | None = None) -> int:
-    from pan_lib.engine.config import ConfigError, EvalConfig
-
     parser = argparse.ArgumentParser(prog="python -m pan_lib.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", nargs="+")
     parser.add_argument("--dataset", default="embedded")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--split", default="val", choices=("train", "val", "test"))
-    parser.add_argument("--crops", type=int, default=1, choices=(1, 3, 5, 10))
+    parser.add_argument("--crops", type=int, default=1, choices=CROP_CHOICES)
     parser.add_argument("--full-res", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--twice-sample", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--dense-sample", action=argparse.BooleanOptionalAction, default=False)
@@ -35,11 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"))
+    parser.add_argument("--amp", default="auto", choices=AMP_CHOICES)
     parser.add_argument("--max-videos", type=int, default=None)
     parser.add_argument("--name", default=None)
     parser.add_argument("--out-dir", default=None)
-    parser.add_argument("--progress", default="auto", choices=("auto", "text", "off"))
+    parser.add_argument("--progress", default="auto", choices=PROGRESS_CHOICES)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -50,8 +51,6 @@ def main(argv: list[str] | None = None) -> int:
                          out_dir=args.out_dir, progress=args.progress)
     except ConfigError as err:
         parser.error(str(err))
-    from pan_lib.engine import evaluate
-
     res = evaluate(args.checkpoints, cfg)
     print(json.dumps({"model": res.model, "top1": res.top1, "top5": res.top5, "mean_class_acc": res.mean_class_acc,
                       "views": res.views, "videos": len(res.video_ids), "record": str(res.record_path)}, indent=1))

@@ -29,6 +29,11 @@ Module names equal the official ones minus ``module.`` (``PA.shallow_conv.weight
 """
 from __future__ import annotations
 
+import dataclasses
+import logging
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
 import torch
 from torch import Tensor, nn
 
@@ -37,15 +42,33 @@ from pan_lib.modules.pa import PA
 from pan_lib.modules.temporal_shift import SHIFT_PLACES, make_temporal_shift
 from pan_lib.modules.vap import VAP
 
+log = logging.getLogger(__name__)
+
 MODALITIES = ("TSN", "TSM", "RGB", "PA", "Lite")
 HEADS = ("vap", "avg")
 _FRAMES_PER_SEGMENT = {"TSN": 1, "TSM": 1, "RGB": 1, "PA": 4, "Lite": 4}
 _DEFAULT_SHIFT = {"TSN": False, "TSM": True, "RGB": True, "PA": True, "Lite": True}
 _DEFAULT_HEAD = {"TSN": "avg", "TSM": "avg", "RGB": "vap", "PA": "vap", "Lite": "vap"}
 
-# ImageNet statistics used by every modality (PA is computed on normalised frames)
-INPUT_MEAN = (0.485, 0.456, 0.406)
-INPUT_STD = (0.229, 0.224, 0.225)
+# The project's one table of renamed parameters: old spelling -> canonical name. Old spellings stay
+# accepted where people type them or files keep them (build_model keywords, config dicts / YAML,
+# `--set`, notebook parameters, old checkpoints); `pan_lib.engine.config.RENAMED_FIELDS` is this table.
+RENAMED_FIELDS = {"segments": "num_segments", "fold_div": "shift_div", "dense": "dense_sample"}
+
+
+def rename_fields(values: Mapping[str, Any], where: str = "parameters") -> dict[str, Any]:
+    """``values`` with old spellings (:data:`RENAMED_FIELDS`) replaced by the canonical names, each
+    logged as a warning. Giving both spellings with different values is a ``ValueError``."""
+    out = dict(values)
+    for old, new in RENAMED_FIELDS.items():
+        if old not in out:
+            continue
+        value = out.pop(old)
+        if new in out and out[new] != value:
+            raise ValueError(f"{where}: {old}={value!r} (old name of {new}) contradicts {new}={out[new]!r}")
+        log.warning("%s: %r is the old name of %r; read as %s=%r", where, old, new, new, value)
+        out[new] = value
+    return out
 
 
 def _check_modality(modality: str) -> None:
@@ -75,73 +98,132 @@ def lite_stem(conv1: nn.Conv2d, in_channels: int = 6) -> nn.Conv2d:
     return new
 
 
-class PANNet(nn.Module):
-    """TSN/TSM/PAN network. Use :func:`build_model`; the attributes below are part of the API.
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines a network: the one source of :func:`build_model`'s arguments.
 
-    Attributes:
-        modality, num_segments, num_classes, backbone_name, head ("vap"|"avg"), shift (bool),
-        fold_div, shift_place, new_length (frames per segment the loader must deliver),
-        base_model (the ResNet, ``fc`` replaced by the head), PA (PA/Lite only), new_fc (avg head with
-        dropout > 0), feature_dim, input_mean, input_std.
+    Stored on the model (``model.model_config``), in checkpoints (official-layout ``model_config``,
+    engine ``model_meta``) and in training records; :func:`build_model` rebuilds the network from it.
+    ``shift`` and ``head`` left as ``None`` take the modality's default (so a stored config is explicit).
+
+    Fields:
+        modality: one of :data:`MODALITIES`.
+        num_classes: classes of the classifier.
+        num_segments: ``T`` (VAP fixes it: test with the training ``T``).
+        backbone: a name from :data:`pan_lib.backbones.BACKBONES` (``resnet50`` as in the paper;
+            ``resnet_tiny`` for CPU tutorials).
+        pretrained: load torchvision ImageNet weights (downloads on first use; raises a clear error offline).
+        dropout: before the classifier (VAP's dropout, or TSN's ``fc`` Dropout).
+        shift: temporal shift on/off; default off for TSN, on for every other modality.
+        head: ``"vap"`` or ``"avg"`` (dropout + ``new_fc`` + average consensus); default VAP for
+            RGB/PA/Lite and avg for TSN/TSM.
+        shift_div: ``1/shift_div`` of the channels shift each way (the official ``--shift_div``).
+        shift_place: ``"blockres"`` (official) or ``"block"``.
     """
 
-    def __init__(
-        self,
-        modality: str,
-        num_classes: int,
-        *,
-        num_segments: int = 8,
-        backbone: str = "resnet50",
-        pretrained: bool = False,
-        dropout: float = 0.5,
-        shift: bool | None = None,
-        head: str | None = None,
-        fold_div: int = 8,
-        shift_place: str = "blockres",
-    ) -> None:
-        super().__init__()
-        _check_modality(modality)
-        if backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {backbone!r}; valid: {', '.join(BACKBONES)}")
-        head = _DEFAULT_HEAD[modality] if head is None else head
+    modality: str
+    num_classes: int
+    num_segments: int = 8
+    backbone: str = "resnet50"
+    pretrained: bool = False
+    dropout: float = 0.5
+    shift: bool | None = None
+    head: str | None = None
+    shift_div: int = 8
+    shift_place: str = "blockres"
+
+    def __post_init__(self) -> None:
+        _check_modality(self.modality)
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; valid: {', '.join(BACKBONES)}")
+        head = _DEFAULT_HEAD[self.modality] if self.head is None else self.head
         if head not in HEADS:
             raise ValueError(f"unknown head {head!r}; valid: {', '.join(HEADS)}")
-        if shift_place not in SHIFT_PLACES:
-            raise ValueError(f"unknown shift_place {shift_place!r}; valid: {', '.join(SHIFT_PLACES)}")
-        if num_classes < 1 or num_segments < 1:
-            raise ValueError(f"num_classes and num_segments must be >= 1, got {num_classes}, {num_segments}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.modality = modality
-        self.num_classes = num_classes
-        self.num_segments = num_segments
-        self.new_length = _FRAMES_PER_SEGMENT[modality]
-        self.backbone_name = backbone
-        self.head = head
-        self.shift = _DEFAULT_SHIFT[modality] if shift is None else bool(shift)
-        self.fold_div = fold_div
-        self.shift_place = shift_place
-        self.dropout = dropout
-        self.input_mean, self.input_std = INPUT_MEAN, INPUT_STD
+        if self.shift_place not in SHIFT_PLACES:
+            raise ValueError(f"unknown shift_place {self.shift_place!r}; valid: {', '.join(SHIFT_PLACES)}")
+        if self.num_classes < 1 or self.num_segments < 1:
+            raise ValueError(f"num_classes and num_segments must be >= 1, got {self.num_classes}, {self.num_segments}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        shift = _DEFAULT_SHIFT[self.modality] if self.shift is None else bool(self.shift)
+        object.__setattr__(self, "head", head)  # frozen dataclass: resolve the defaults once
+        object.__setattr__(self, "shift", shift)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], *, ignore_unknown: bool = False) -> "ModelConfig":
+        """From plain values; old spellings (``fold_div``, ...) map through :data:`RENAMED_FIELDS`.
+
+        ``ignore_unknown`` drops keys that are not fields (checkpoint metadata also holds
+        ``new_length``, ``input_size``, ...); otherwise they raise ``TypeError``.
+        """
+        values = rename_fields(values, "model config")
+        valid = cls.field_names()
+        unknown = sorted(k for k in values if k not in valid)
+        if unknown and not ignore_unknown:
+            raise TypeError(f"unknown model argument(s) {unknown}; valid: {', '.join(valid)}")
+        return cls(**{k: v for k, v in values.items() if k in valid})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-type fields (what checkpoints and records store)."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+    @property
+    def new_length(self) -> int:
+        """Frames per segment the loader must deliver (4 for PA/Lite, 1 otherwise)."""
+        return _FRAMES_PER_SEGMENT[self.modality]
+
+
+class PANNet(nn.Module):
+    """TSN/TSM/PAN network built from a :class:`ModelConfig`. Use :func:`build_model`; the attributes
+    below are part of the API.
+
+    Attributes:
+        model_config (the :class:`ModelConfig`), modality, num_segments, num_classes, backbone_name,
+        head ("vap"|"avg"), shift (bool), shift_div, shift_place, dropout, new_length (frames per
+        segment the loader must deliver), base_model (the ResNet, ``fc`` replaced by the head), PA
+        (PA/Lite only), new_fc (avg head with dropout > 0), feature_dim.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.model_config = config
+        self.modality = config.modality
+        self.num_classes = config.num_classes
+        self.num_segments = config.num_segments
+        self.new_length = config.new_length
+        self.backbone_name = config.backbone
+        self.head = config.head
+        self.shift = config.shift
+        self.shift_div = config.shift_div
+        self.shift_place = config.shift_place
+        self.dropout = dropout = config.dropout
+        num_segments, num_classes = config.num_segments, config.num_classes
 
         # registration order = official order: PA first (the "first conv" of PA/Lite), then the backbone
-        if modality in ("PA", "Lite"):
+        if self.modality in ("PA", "Lite"):
             self.PA = PA(n_length=self.new_length)
-        base = build_backbone(backbone, pretrained=pretrained)
+        base = build_backbone(config.backbone, pretrained=config.pretrained)
         if self.shift:
-            make_temporal_shift(base, num_segments, n_div=fold_div, place=shift_place)
+            make_temporal_shift(base, num_segments, n_div=config.shift_div, place=config.shift_place)
         base.avgpool = nn.AdaptiveAvgPool2d(1)
         self.feature_dim = base.fc.in_features
-        if head == "vap":
+        if self.head == "vap":
             base.fc = VAP(num_segments, self.feature_dim, num_classes, dropout)
         elif dropout > 0:  # official TSN head: fc -> Dropout, new_fc Linear, average consensus
             base.fc = nn.Dropout(p=dropout)
         else:
             base.fc = _normal_linear(self.feature_dim, num_classes)
-        if modality == "Lite":
+        if self.modality == "Lite":
             base.conv1 = lite_stem(base.conv1, 3 + (self.new_length - 1))
         self.base_model = base
-        if head == "avg" and dropout > 0:
+        if self.head == "avg" and dropout > 0:
             self.new_fc = _normal_linear(self.feature_dim, num_classes)
         else:
             self.new_fc = None
@@ -187,19 +269,9 @@ class PANNet(nn.Module):
             out = self.new_fc(out)  # (B*T, D) -> (B*T, C)
         return out.view(-1, self.num_segments, self.num_classes).mean(dim=1)  # (B*T, C) -> (B, C)
 
-    def config(self) -> dict:
-        """Plain-type constructor arguments (stored in checkpoints; ``build_model(**cfg)`` rebuilds it)."""
-        return {
-            "modality": self.modality,
-            "num_classes": self.num_classes,
-            "num_segments": self.num_segments,
-            "backbone": self.backbone_name,
-            "dropout": self.dropout,
-            "shift": self.shift,
-            "head": self.head,
-            "fold_div": self.fold_div,
-            "shift_place": self.shift_place,
-        }
+    def config(self) -> dict[str, Any]:
+        """``model_config`` as plain types (stored in checkpoints; ``build_model(**cfg)`` rebuilds it)."""
+        return self.model_config.to_dict()
 
     def extra_repr(self) -> str:
         return (
@@ -215,44 +287,18 @@ def _normal_linear(in_features: int, out_features: int) -> nn.Linear:
     return fc
 
 
-def build_model(
-    modality: str,
-    num_classes: int,
-    *,
-    num_segments: int = 8,
-    backbone: str = "resnet50",
-    pretrained: bool = False,
-    dropout: float = 0.5,
-    shift: bool | None = None,
-    head: str | None = None,
-    fold_div: int = 8,
-    shift_place: str = "blockres",
-) -> PANNet:
+def build_model(modality: str | ModelConfig, num_classes: int | None = None, **kwargs: Any) -> PANNet:
     """Build a TSN / TSM / PAN (RGB, PA, Lite) network.
 
-    Args:
-        modality: one of :data:`MODALITIES`.
-        num_classes: classes of the classifier.
-        num_segments: ``T`` (VAP fixes it: test with the training ``T``).
-        backbone: a name from :data:`pan_lib.backbones.BACKBONES` (``resnet50`` as in the paper;
-            ``resnet_tiny`` for CPU tutorials).
-        pretrained: load torchvision ImageNet weights (downloads on first use; raises a clear error offline).
-        dropout: before the classifier (VAP's dropout, or TSN's ``fc`` Dropout).
-        shift: temporal shift on/off; default off for TSN, on for every other modality.
-        head: ``"vap"`` or ``"avg"`` (dropout + ``new_fc`` + average consensus); default VAP for
-            RGB/PA/Lite and avg for TSN/TSM.
-        fold_div: ``1/fold_div`` of the channels shift each way.
-        shift_place: ``"blockres"`` (official) or ``"block"``.
+    ``build_model(ModelConfig(...))`` or ``build_model(modality, num_classes, num_segments=8,
+    backbone="resnet50", pretrained=False, dropout=0.5, shift=None, head=None, shift_div=8,
+    shift_place="blockres")``: the keywords are the :class:`ModelConfig` fields (documented there);
+    ``fold_div`` is still accepted for ``shift_div`` (:data:`RENAMED_FIELDS`).
     """
-    return PANNet(
-        modality,
-        num_classes,
-        num_segments=num_segments,
-        backbone=backbone,
-        pretrained=pretrained,
-        dropout=dropout,
-        shift=shift,
-        head=head,
-        fold_div=fold_div,
-        shift_place=shift_place,
-    )
+    if isinstance(modality, ModelConfig):
+        if num_classes is not None or kwargs:
+            raise TypeError("build_model(ModelConfig) takes no further arguments; use config.replace(...)")
+        return PANNet(modality)
+    if num_classes is None:
+        raise TypeError("build_model() needs num_classes")
+    return PANNet(ModelConfig.from_dict({"modality": modality, "num_classes": num_classes, **kwargs}))

@@ -80,6 +80,15 @@ def fingerprint_files(paths: Iterable[Path | str]) -> str:
     return digest.hexdigest()[:16]
 
 
+def file_sha256(path: Path | str, chunk_bytes: int = 1 << 20) -> str:
+    """The full sha256 (hex) of one file's bytes: a checkpoint's content identity."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk_bytes), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def provenance(config: Mapping[str, Any] | None = None, data_fingerprint: str | None = None,
                device: str | None = None) -> dict[str, Any]:
     """Everything a reader needs to trust (or redo) a number."""

@@ -15,6 +15,7 @@ The paper's numbers (`PAPER_RESULTS`) are reference data transcribed from the of
 """
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import math
@@ -24,15 +25,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from pan_lib.engine.records import SCHEMA, find_records
+from pan_lib.ensemble import model_name
 from pan_lib.provenance import provenance, write_table
 
 log = logging.getLogger(__name__)
 
 # Row order of the embedded table and the names used everywhere in results/.
 EMBEDDED_MODELS: tuple[str, ...] = ("TSN", "TSM", "PAN_Lite", "PAN_Full", "PAN_En")
-# Single networks as trained, and what they are called in the tables.
-MODALITY_TO_MODEL = {"TSN": "TSN", "TSM": "TSM", "Lite": "PAN_Lite", "RGB": "PAN_RGB", "PA": "PAN_PA",
-                     "Full": "PAN_Full", "En": "PAN_En"}
 NOT_RUN = "not run"
 
 PAPER_SOURCE = ("zhang-can/PAN-PyTorch README + pretrained/models_urls.md (commit 2d96513), "
@@ -109,9 +109,6 @@ class Aggregate:
 
 
 # ----------------------------------------------------------------------------------------- reading
-RECORD_SCHEMA = "pan-workbook/run-record/1"   # pan_lib.engine.records.SCHEMA (docs/ARCHITECTURE.md)
-
-
 def protocol_label(record: Mapping[str, Any]) -> str:
     """'1crop×1clip@64' / '1crop×2clip@72 full-res' — the test protocol of an evaluation record."""
     p = record.get("protocol") or {}
@@ -134,7 +131,7 @@ def row_from_record(record: Mapping[str, Any], source: str = "",
     Only `kind: "eval"` records count by default: they follow the official test protocol, while a
     training record's metrics are the last validation pass during training.
     """
-    if record.get("schema") != RECORD_SCHEMA or record.get("kind") not in kinds:
+    if record.get("schema") != SCHEMA or record.get("kind") not in kinds:
         return None
     if record.get("status") != "completed":
         return None
@@ -144,7 +141,7 @@ def row_from_record(record: Mapping[str, Any], source: str = "",
     params = record.get("params")
     return ResultRow(
         dataset=str(record.get("dataset", "?")),
-        model=str(record.get("model") or MODALITY_TO_MODEL.get(str(record.get("modality")), "?")),
+        model=str(record.get("model") or model_name(str(record.get("modality", "?")))),
         backbone=str(record.get("backbone", "?")),
         seed=record.get("seed"),
         top1=float(metrics["top1"]),
@@ -162,19 +159,11 @@ def row_from_record(record: Mapping[str, Any], source: str = "",
 
 
 def load_results(root: Path | str, kinds: Sequence[str] = ("eval",)) -> list[ResultRow]:
-    """Every completed evaluation under `root`; unreadable records are logged and skipped."""
-    rows: list[ResultRow] = []
-    root = Path(root)
-    for path in sorted(root.rglob("record.json")) if root.is_dir() else []:
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            log.warning("skipping unreadable record %s: %s", path, exc)
-            continue
-        row = row_from_record(record, str(path), kinds)
-        if row is not None:
-            rows.append(row)
-    return rows
+    """Every completed record of `kinds` under `root` (`pan_lib.engine.records.find_records`), sorted by
+    path; unreadable records are logged and skipped."""
+    records = sorted((rec for kind in kinds for rec in find_records(root, kind=kind)), key=lambda r: r["path"])
+    rows = [row_from_record(rec, rec["path"], kinds) for rec in records]
+    return [row for row in rows if row is not None]
 
 
 # ------------------------------------------------------------------------------------- aggregating
@@ -478,8 +467,6 @@ def update_readme(readme: Path | str, out_dir: Path | str, dataset: str = "embed
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m pan_lib.tables [RUN_ROOT] [OUT_DIR]`: regenerate tables and figures from records."""
-    import argparse
-
     p = argparse.ArgumentParser(prog="python -m pan_lib.tables", description=main.__doc__)
     p.add_argument("run_root", nargs="?", default="results/runs")
     p.add_argument("out_dir", nargs="?", default="results")

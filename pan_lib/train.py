@@ -18,6 +18,11 @@ import sys
 
 import yaml
 
+from pan_lib.engine import train
+from pan_lib.engine.config import ConfigError, TrainConfig
+from pan_lib.engine.distributed import env_from_os, shutdown_distributed
+from pan_lib.engine.recipes import get_recipe
+
 
 def parse_overrides(pairs: list[str]) -> dict:
     out = {}
@@ -37,18 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     args = parser.parse_args(argv)
-
-    from pan_lib.engine.config import ConfigError, TrainConfig
-    from pan_lib.engine.distributed import env_from_os
-
     env = env_from_os()
     logging.basicConfig(level=logging.INFO if env.is_main else logging.WARNING,
                         format=f"%(asctime)s [rank {env.rank}] %(levelname)s %(name)s: %(message)s")
     try:
         values: dict = {}
         if args.recipe:
-            from pan_lib.engine.recipes import get_recipe
-
             dataset, _, modality = args.recipe.partition("/")
             values.update(get_recipe(dataset, modality))
         if args.config:
@@ -58,14 +57,11 @@ def main(argv: list[str] | None = None) -> int:
             values.update(loaded)
         values.update(parse_overrides(args.set))
         cfg = TrainConfig.from_dict(values)
-    except ConfigError as err:
+    except ValueError as err:  # ConfigError, or an unknown recipe modality
         parser.error(str(err))
     if args.print_config:
         print(cfg.to_yaml(), end="")
         return 0
-    from pan_lib.engine import train
-    from pan_lib.engine.distributed import shutdown_distributed
-
     try:
         result = train(cfg)
     finally:

@@ -39,7 +39,7 @@ def test_yaml_round_trip(tmp_path):
 def test_official_recipes(dataset, modality, epochs, steps):
     cfg = TrainConfig.from_recipe(dataset, modality)
     assert (cfg.epochs, cfg.lr_steps, cfg.batch_size) == (epochs, tuple(float(s) for s in steps), 64)
-    assert (cfg.backbone, cfg.segments, cfg.dropout, cfg.weight_decay, cfg.momentum, cfg.clip_grad) == (
+    assert (cfg.backbone, cfg.num_segments, cfg.dropout, cfg.weight_decay, cfg.momentum, cfg.clip_grad) == (
         "resnet50", 8, 0.5, 1e-4, 0.9, 20.0)
     assert cfg.pretrained and cfg.lr_type == "step" and cfg.resolved_lr() == pytest.approx(0.01)
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from pan_lib.engine import EvalConfig, evaluate
-from pan_lib.engine.evaluate import classification_metrics, combine_members, ensemble_name, load_scores
+from pan_lib.engine.evaluate import classification_metrics, combine_members, load_scores
+from pan_lib.ensemble import ensemble_name
 from test_engine_toys import TinyNet, ToyMotion
 
 
@@ -105,7 +106,7 @@ def test_train_then_evaluate_checkpoint_and_export_official(tmp_path):
 
     torch.manual_seed(0)
     model = build_model("PA", 3, num_segments=4, backbone="resnet_tiny", dropout=0.0)
-    cfg = TrainConfig(modality="PA", backbone="resnet_tiny", segments=4, epochs=1, batch_size=4, lr=0.001,
+    cfg = TrainConfig(modality="PA", backbone="resnet_tiny", num_segments=4, epochs=1, batch_size=4, lr=0.001,
                       dropout=0.0, input_size=32, scale_size=32, dataset="embedded", run_dir=str(tmp_path / "run"),
                       device="cpu", amp="off", num_workers=0, progress="off", tensorboard=False,
                       save_every_minutes=0.0, resume=False)

@@ -20,12 +20,12 @@ def _bounce(x: int, limit: int) -> int:
 class ToyMotion(Dataset):
     """Items (clip [V*T*m*3, S, S], label, index); noise from torch's global RNG (or per item: fixed)."""
 
-    def __init__(self, n: int, num_classes: int = 3, segments: int = 4, new_length: int = 1, size: int = 32,
+    def __init__(self, n: int, num_classes: int = 3, num_segments: int = 4, new_length: int = 1, size: int = 32,
                  seed: int = 0, noise: float = 0.3, views: int = 1, fixed: bool = False) -> None:
         g = torch.Generator().manual_seed(seed)
         self.labels = torch.arange(n) % num_classes
         self.start = torch.randint(4, size - 10, (n, 2), generator=g)
-        self.T, self.m, self.size, self.noise, self.n, self.views = segments, new_length, size, noise, n, views
+        self.T, self.m, self.size, self.noise, self.n, self.views = num_segments, new_length, size, noise, n, views
         self.seed, self.fixed = seed, fixed  # fixed: noise seeded per item (like val/test clips)
         self.video_ids = [f"video{(n - i) * 7 % 1000:04d}" for i in range(n)]  # not in list order
 
@@ -50,10 +50,10 @@ class ToyMotion(Dataset):
 class TinyNet(nn.Module):
     """Conv + GroupNorm + dropout + linear, averaged over segments: [B, T*m*3, H, W] -> [B, C]."""
 
-    def __init__(self, num_classes: int = 3, segments: int = 4, new_length: int = 1, dropout: float = 0.0,
+    def __init__(self, num_classes: int = 3, num_segments: int = 4, new_length: int = 1, dropout: float = 0.0,
                  modality: str = "RGB") -> None:
         super().__init__()
-        self.modality, self.num_segments, self.new_length, self.num_classes = modality, segments, new_length, num_classes
+        self.modality, self.num_segments, self.new_length, self.num_classes = modality, num_segments, new_length, num_classes
         self.conv = nn.Conv2d(3 * new_length, 8, 3, stride=2, padding=1)
         self.norm = nn.GroupNorm(2, 8)
         self.drop = nn.Dropout(dropout)

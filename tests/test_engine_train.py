@@ -26,7 +26,7 @@ QUIET = dict(device="cpu", amp="off", num_workers=0, progress="off", tensorboard
 
 
 def _cfg(tmp_path, **kw) -> TrainConfig:
-    base = dict(modality="RGB", backbone="resnet_tiny", segments=4, epochs=2, batch_size=8, lr=0.05, lr_type="cos",
+    base = dict(modality="RGB", backbone="resnet_tiny", num_segments=4, epochs=2, batch_size=8, lr=0.05, lr_type="cos",
                 lr_steps=(), dropout=0.0, input_size=32, scale_size=32, run_dir=str(tmp_path / "run"), **QUIET)
     base.update(kw)
     return TrainConfig(**base)

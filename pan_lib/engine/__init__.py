@@ -19,7 +19,9 @@ _EXPORTS = {
     "TrainConfig": "pan_lib.engine.config",
     "EvalConfig": "pan_lib.engine.config",
     "ConfigError": "pan_lib.engine.config",
+    "RENAMED_FIELDS": "pan_lib.engine.config",
     "get_recipe": "pan_lib.engine.recipes",
+    "RECIPES": "pan_lib.engine.recipes",
     "recipe_table": "pan_lib.engine.recipes",
     "train": "pan_lib.engine.train",
     "RunResult": "pan_lib.engine.train",
@@ -34,6 +36,8 @@ _EXPORTS = {
     "progress": "pan_lib.engine.progress",
     "find_records": "pan_lib.engine.records",
     "load_record": "pan_lib.engine.records",
+    "build_record": "pan_lib.engine.records",
+    "resolve_device": "pan_lib.engine.distributed",
     "export_official": "pan_lib.engine.export",
 }
 

@@ -5,7 +5,8 @@ reads them):
 
     format        "pan-workbook/train-checkpoint/1"
     model         state_dict of the bare model (no `module.` prefix)
-    model_meta    modality, num_classes, num_segments, new_length, backbone, ...  (to rebuild it)
+    model_meta    the network's ModelConfig fields (pan_lib.models; rebuilt from them) + new_length,
+                  input_size, scale_size
     optimizer     SGD state_dict (groups carry lr_mult / decay_mult / name, as officially)
     scaler        GradScaler state_dict (fp16) or None
     epoch         epochs completed; step_in_epoch: batches done in the current epoch (mid-epoch save)
@@ -28,6 +29,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from pan_lib.checkpoints import read_checkpoint  # weights_only, with a clear refusal of unsafe pickles
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +81,6 @@ def remove_stale_temporaries(folder: Path | str) -> list[Path]:
 
 def load_train_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a training checkpoint safely (weights_only) and check its format."""
-    from pan_lib.checkpoints import read_checkpoint  # weights_only, with a clear refusal of unsafe pickles
-
     ckpt = read_checkpoint(path, map_location=map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path} is not a pan-workbook training checkpoint (format {FORMAT}); "

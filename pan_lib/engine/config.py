@@ -2,7 +2,8 @@
 
 `TrainConfig` drives `pan_lib.engine.train`, `EvalConfig` drives `pan_lib.engine.evaluate`. Both
 load from / save to YAML or plain dicts; an unknown key is an error that lists the valid fields, so a
-typo in a notebook parameter or a YAML file never passes silently.
+typo in a notebook parameter or a YAML file never passes silently. Old spellings (`segments`,
+`fold_div`, `dense`: `RENAMED_FIELDS`) are read as the canonical names with a logged warning.
 
     cfg = TrainConfig.from_recipe("sthv2", "Lite", data_root="/data/sthv2")   # the official script
     cfg = TrainConfig.from_yaml("run.yaml")                                   # what torchrun runs
@@ -11,17 +12,23 @@ typo in a notebook parameter or a YAML file never passes silently.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import yaml
 
 from pan_lib.data.registry import SOURCES
+from pan_lib.engine.recipes import get_recipe
+from pan_lib.models import MODALITIES, RENAMED_FIELDS, ModelConfig, rename_fields
 
-MODALITIES = ("TSN", "TSM", "RGB", "PA", "Lite")
+log = logging.getLogger(__name__)
+
+__all__ = ["TrainConfig", "EvalConfig", "ConfigError", "RENAMED_FIELDS", "MODALITIES"]
+
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 PROGRESS_CHOICES = ("auto", "text", "off")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -48,13 +55,22 @@ def _auto_bool(name: str, value: Any) -> None:
 class _ConfigIO:
     """Dict/YAML round trip shared by the config dataclasses."""
 
+    # keys of fields that were removed: still accepted in old YAML / dicts, ignored with a warning
+    IGNORED_LEGACY_FIELDS: ClassVar[frozenset[str]] = frozenset()
+
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None = None, **overrides: Any):
-        merged = {**dict(values or {}), **overrides}
+        try:
+            merged = {**rename_fields(values or {}, cls.__name__), **rename_fields(overrides, cls.__name__)}
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        for key in sorted(cls.IGNORED_LEGACY_FIELDS & merged.keys()):
+            log.warning("%s: %r is no longer a parameter; ignored", cls.__name__, key)
+            del merged[key]
         valid = cls.field_names()
         unknown = sorted(k for k in merged if k not in valid)
         if unknown:
@@ -103,7 +119,7 @@ class TrainConfig(_ConfigIO):
     modality: str = "Lite"                 # TSN | TSM | RGB | PA | Lite
     backbone: str = "resnet50"
     pretrained: bool = False               # ImageNet initialisation (the official recipe uses it)
-    segments: int = 8
+    num_segments: int = 8
     shift_div: int = 8
     dropout: float = 0.5
     input_size: int = 224
@@ -164,7 +180,7 @@ class TrainConfig(_ConfigIO):
         if not (self.resume in ("auto", True, False) or isinstance(self.resume, (str, os.PathLike))):
             raise ConfigError(f"resume={self.resume!r}: use 'auto', True, False or a checkpoint path")
         self.lr_steps = tuple(float(s) for s in self.lr_steps)
-        for name in ("epochs", "batch_size", "accumulate", "segments", "eval_every", "base_batch"):
+        for name in ("epochs", "batch_size", "accumulate", "num_segments", "eval_every", "base_batch"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
@@ -175,7 +191,7 @@ class TrainConfig(_ConfigIO):
     # -- derived values (never stored: the parameters stay literals, like a papermill cell)
     @property
     def run_name(self) -> str:
-        return self.name or f"{self.modality}_{self.dataset}_{self.backbone}_seg{self.segments}_seed{self.seed}"
+        return self.name or f"{self.modality}_{self.dataset}_{self.backbone}_seg{self.num_segments}_seed{self.seed}"
 
     @property
     def resolved_run_dir(self) -> Path:
@@ -190,12 +206,20 @@ class TrainConfig(_ConfigIO):
             return float(self.lr)
         return self.base_lr * self.effective_batch() / self.base_batch
 
+    def model_config(self, num_classes: int) -> ModelConfig:
+        """The network this run trains (`num_classes` comes from the data)."""
+        return ModelConfig(modality=self.modality, num_classes=num_classes, num_segments=self.num_segments,
+                           backbone=self.backbone, pretrained=self.pretrained, dropout=self.dropout,
+                           shift_div=self.shift_div)
+
     @classmethod
     def from_recipe(cls, dataset: str, modality: str, **overrides: Any) -> "TrainConfig":
         """The recipe for (dataset, modality) (see `pan_lib.engine.recipes`), then `overrides`."""
-        from pan_lib.engine.recipes import get_recipe
-
-        return cls.from_dict(get_recipe(dataset, modality), **overrides)
+        try:
+            values = get_recipe(dataset, modality)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        return cls.from_dict(values, **overrides)
 
 
 @dataclass
@@ -227,8 +251,9 @@ class EvalConfig(_ConfigIO):
     softmax: bool = False                  # official scripts average raw logits
     name: str | None = None                # None: derived from members + protocol
     out_dir: str | None = None             # None: next to the first checkpoint, eval/<name>
-    save_scores: bool = True
     progress: str = "auto"
+
+    IGNORED_LEGACY_FIELDS: ClassVar[frozenset[str]] = frozenset({"save_scores"})  # scores are always saved
 
     def __post_init__(self) -> None:
         _check_choice("crops", self.crops, CROP_CHOICES)

@@ -16,6 +16,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from pan_lib.data import registry
+from pan_lib.models import frames_per_segment
+
 log = logging.getLogger(__name__)
 
 
@@ -118,9 +121,6 @@ def build_split(dataset_name: str, data_root: str | None, split: str, *, modalit
     official in-training validation); evaluation asks for "test" with its crops/clips. The
     embedded data set is generated on first use when it is not there.
     """
-    from pan_lib.data import registry
-    from pan_lib.models import frames_per_segment
-
     try:
         prepared = registry.find_prepared(dataset_name, data_root, source=source)
     except registry.DatasetNotPreparedError:
@@ -134,7 +134,7 @@ def build_split(dataset_name: str, data_root: str | None, split: str, *, modalit
     if mode == "test":
         extra.update(test_crops=test_crops, full_res=full_res, twice_sample=twice_sample)
     if dense_sample:
-        extra["dense"] = True
+        extra["dense_sample"] = True
     dataset = registry.build_dataset(prepared, split, num_segments=num_segments,
                                      new_length=frames_per_segment(modality), mode=mode, input_size=input_size,
                                      scale_size=scale_size, **extra)

@@ -1,4 +1,5 @@
-"""torchrun / DDP helpers: one process per device, rank-0-only I/O, samplers that shard exactly.
+"""torchrun / DDP helpers and the machine: one process per device, rank-0-only I/O, samplers that
+shard exactly, and the device / autocast dtype / memory format a config's "auto" values resolve to.
 
 `python -m pan_lib.train --config run.yaml` runs as one process; under
 `torchrun --nproc-per-node N -m pan_lib.train ...` each process reads RANK / LOCAL_RANK / WORLD_SIZE
@@ -10,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -20,6 +22,42 @@ from torch.utils.data import Sampler
 log = logging.getLogger(__name__)
 
 
+# ------------------------------------------------------------------------------------ the machine
+def resolve_device(device: str, local_rank: int = 0) -> torch.device:
+    """'auto' -> this process's GPU (``cuda:<local_rank>``) when CUDA is available, else the CPU."""
+    if device == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError("device='cuda' but CUDA is not available; use device='auto' or 'cpu'")
+        return torch.device(device if ":" in device else f"cuda:{local_rank}")
+    return torch.device(device)
+
+
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: 'auto' is bf16 on GPUs that have it (else fp16), off on the CPU."""
+    if amp == "off":
+        return None
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None
+
+
+def resolve_channels_last(value: Any, device: torch.device) -> bool:
+    """'auto' -> channels_last on CUDA only."""
+    return device.type == "cuda" if value == "auto" else bool(value)
+
+
+def autocast_context(device: torch.device, dtype: torch.dtype | None):
+    """``torch.autocast`` for `dtype`, or a no-op context when it is None."""
+    return torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else nullcontext()
+
+
+# ------------------------------------------------------------------------------------ processes
 @dataclass(frozen=True)
 class DistEnv:
     rank: int = 0

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import inspect
 import logging
 import time
 from dataclasses import dataclass, field
@@ -29,17 +28,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from torch.utils.flop_counter import FlopCounterMode
 
+from pan_lib.checkpoints import load_checkpoint, read_checkpoint
 from pan_lib.engine import distributed as D
+from pan_lib.engine.checkpointing import FORMAT
 from pan_lib.engine.config import EvalConfig
-from pan_lib.engine.data import _video_ids, unpack_batch
+from pan_lib.engine.data import _video_ids, build_split, unpack_batch
 from pan_lib.engine.progress import progress as progress_bar
-from pan_lib.engine.records import SCHEMA, TRAIN_RECORD, load_record, write_record
+from pan_lib.engine.records import RECORD_FILE, build_record, load_record, write_record
 from pan_lib.engine.speed import peak_memory_mb, reset_peak_memory
+from pan_lib.ensemble import ensemble_name, model_name
+from pan_lib.flops import count_flops
+from pan_lib.models import ModelConfig, build_model
+from pan_lib.provenance import file_sha256, provenance
 
 log = logging.getLogger(__name__)
-
-MODEL_NAMES = {"TSN": "TSN", "TSM": "TSM", "Lite": "PAN_Lite", "RGB": "PAN_RGB", "PA": "PAN_PA"}
 
 
 # ---------------------------------------------------------------------------------------- maths
@@ -118,8 +122,7 @@ def predict(model: nn.Module, loader: DataLoader, *, device: torch.device | str 
         clips = clips.to(device, non_blocking=True)
         if channels_last:
             clips = clips.contiguous(memory_format=torch.channels_last)
-        ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else _null()
-        with ctx:
+        with D.autocast_context(device, amp_dtype):
             out = view_mean_logits(model, clips, v)
         logits_all.append(out.float().cpu())
         labels_all.append(torch.as_tensor(labels).long().cpu())
@@ -133,14 +136,6 @@ def predict(model: nn.Module, loader: DataLoader, *, device: torch.device | str 
     return {"logits": torch.cat(logits_all), "labels": torch.cat(labels_all), "indices": torch.cat(index_all)}
 
 
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
 def model_gmacs_per_view(model: nn.Module, input_size: int) -> float:
     """Multiply-adds (G, the paper's "FLOPs") of one view (one clip of T segments) at `input_size`.
 
@@ -149,13 +144,9 @@ def model_gmacs_per_view(model: nn.Module, input_size: int) -> float:
     """
     if hasattr(model, "num_segments") and hasattr(model, "new_length"):
         try:
-            from pan_lib.flops import count_flops
-
             return float(count_flops(model, input_size)["gmacs"])
-        except (ImportError, TypeError, ValueError, RuntimeError, NotImplementedError) as err:
+        except (TypeError, ValueError, RuntimeError, NotImplementedError) as err:
             log.debug("count_flops failed (%s); counting on a CPU copy", err)
-    from torch.utils.flop_counter import FlopCounterMode
-
     bare = copy.deepcopy(model).float().eval().to("cpu")
     t, m = getattr(bare, "num_segments", 8), getattr(bare, "new_length", 1)
     clip = torch.zeros(1, t * m * 3, input_size, input_size)
@@ -167,52 +158,39 @@ def model_gmacs_per_view(model: nn.Module, input_size: int) -> float:
 # --------------------------------------------------------------------------------- checkpoints
 def load_member(checkpoint: str | Path | nn.Module) -> tuple[nn.Module, dict[str, Any]]:
     """A model in eval mode and its metadata from a pan-workbook training checkpoint, an official
-    checkpoint (via `pan_lib.checkpoints.load_checkpoint`) or an `nn.Module` (used as is)."""
+    checkpoint (via `pan_lib.checkpoints.load_checkpoint`) or an `nn.Module` (used as is).
+
+    The network is rebuilt from the stored `ModelConfig` (old checkpoints' names map through
+    `pan_lib.models.RENAMED_FIELDS`); `meta["model_config"]` is its dict, `meta["checkpoint_sha256"]`
+    the file's content hash (None for a module).
+    """
     if isinstance(checkpoint, nn.Module):
-        meta = {"modality": getattr(checkpoint, "modality", "RGB"), "checkpoint": None,
+        model_config = getattr(checkpoint, "model_config", None)
+        meta = {"modality": getattr(checkpoint, "modality", "RGB"), "checkpoint": None, "checkpoint_sha256": None,
                 "num_segments": getattr(checkpoint, "num_segments", None),
                 "new_length": getattr(checkpoint, "new_length", 1),
                 "backbone": getattr(checkpoint, "backbone_name", "?"),
-                "num_classes": getattr(checkpoint, "num_classes", None), "config": {}}
+                "num_classes": getattr(checkpoint, "num_classes", None), "config": {},
+                "model_config": model_config.to_dict() if isinstance(model_config, ModelConfig) else None}
         return checkpoint.eval(), meta
     path = Path(checkpoint)
-    from pan_lib.engine.checkpointing import FORMAT
-
-    from pan_lib.checkpoints import read_checkpoint  # weights_only, with a clear refusal of unsafe pickles
-
-    raw = read_checkpoint(path)
+    raw = read_checkpoint(path)  # weights_only, with a clear refusal of unsafe pickles
     if isinstance(raw, dict) and raw.get("format") == FORMAT:
-        from pan_lib.models import build_model
-
         meta = dict(raw["model_meta"])
-        accepted = inspect.signature(build_model).parameters
-        kwargs = {k: v for k, v in meta.items() if k in accepted and k not in ("modality", "num_classes")}
-        model = build_model(meta["modality"], meta["num_classes"], **kwargs)
+        # the weights come from the file: never download ImageNet weights for a stored pretrained=True
+        model_config = ModelConfig.from_dict({**meta, "pretrained": False}, ignore_unknown=True)
+        model = build_model(model_config)
         model.load_state_dict(raw["model"])
         cfg = raw.get("config") or {}
         meta.update({"checkpoint": str(path), "config": cfg, "classes": raw.get("classes"),
                      "seed": cfg.get("seed"), "dataset": cfg.get("dataset")})
-        return model.eval(), meta
-    from pan_lib.checkpoints import load_checkpoint  # official layout (.pth.tar)
-
-    loaded = load_checkpoint(path)
-    model = loaded[0] if isinstance(loaded, tuple) else getattr(loaded, "model", loaded)
-    meta = {"modality": model.modality, "num_segments": model.num_segments, "new_length": model.new_length,
-            "backbone": getattr(model, "backbone_name", "?"), "num_classes": model.num_classes,
-            "checkpoint": str(path), "config": {}}
+    else:  # official layout (.pth.tar), our official export, or a bare state dict
+        model = load_checkpoint(path).model
+        meta = {"modality": model.modality, "num_segments": model.num_segments, "new_length": model.new_length,
+                "backbone": model.backbone_name, "num_classes": model.num_classes,
+                "checkpoint": str(path), "config": {}}
+    meta.update(model_config=model.config(), checkpoint_sha256=file_sha256(path))
     return model.eval(), meta
-
-
-def ensemble_name(modalities: Sequence[str]) -> tuple[str, str]:
-    """(display name, modality label) of a member set: PAN_Full = RGB+PA, PAN_En = Lite+RGB+PA."""
-    s = sorted(modalities)
-    if len(s) == 1:
-        return MODEL_NAMES.get(s[0], s[0]), s[0]
-    if s == ["PA", "RGB"]:
-        return "PAN_Full", "Full"
-    if s == ["Lite", "PA", "RGB"]:
-        return "PAN_En", "En"
-    return f"Ensemble({'+'.join(MODEL_NAMES.get(m, m) for m in modalities)})", "Ensemble"
 
 
 @dataclass
@@ -253,11 +231,9 @@ def evaluate(checkpoints: Sequence[str | Path | nn.Module] | str | Path | nn.Mod
         checkpoints = [checkpoints]
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    from pan_lib.engine.train import resolve_amp, resolve_channels_last, resolve_device
-
-    device = resolve_device(cfg.device)
-    amp_dtype = resolve_amp(cfg.amp, device)
-    channels_last = resolve_channels_last(cfg.channels_last, device)
+    device = D.resolve_device(cfg.device)
+    amp_dtype = D.resolve_amp(cfg.amp, device)
+    channels_last = D.resolve_channels_last(cfg.channels_last, device)
     coeffs = list(cfg.coeffs) if cfg.coeffs is not None else [1.0] * len(checkpoints)
     if len(coeffs) != len(checkpoints):
         raise ValueError(f"coeffs has {len(coeffs)} values for {len(checkpoints)} checkpoints")
@@ -281,8 +257,6 @@ def evaluate(checkpoints: Sequence[str | Path | nn.Module] | str | Path | nn.Mod
             n_cls = num_classes or meta.get("num_classes")
             fp = data_fingerprint
         else:
-            from pan_lib.engine.data import build_split
-
             bundle = build_split(cfg.dataset, cfg.data_root, cfg.split, modality=meta["modality"],
                                  num_segments=meta["num_segments"], input_size=input_size, scale_size=scale_size,
                                  source=cfg.source, test_crops=cfg.crops, full_res=cfg.full_res,
@@ -296,7 +270,7 @@ def evaluate(checkpoints: Sequence[str | Path | nn.Module] | str | Path | nn.Mod
                             pin_memory=device.type == "cuda")
         t0 = time.perf_counter()
         out = predict(model, loader, device=device, amp_dtype=amp_dtype, views=cfg.views, progress=cfg.progress,
-                      desc=f"{MODEL_NAMES.get(meta['modality'], meta['modality'])} ({k + 1}/{len(checkpoints)})",
+                      desc=f"{model_name(meta['modality'])} ({k + 1}/{len(checkpoints)})",
                       channels_last=False)
         seconds = time.perf_counter() - t0
         parts = D.all_gather_objects(out)
@@ -311,13 +285,13 @@ def evaluate(checkpoints: Sequence[str | Path | nn.Module] | str | Path | nn.Mod
             raise ValueError(f"member {k + 1} was evaluated on different videos/labels than member 1")
         n_cls = n_cls or logits.shape[1]
         m = classification_metrics(logits, labels, n_cls)
-        members.append({"checkpoint": meta.get("checkpoint"), "model": MODEL_NAMES.get(meta["modality"], meta["modality"]),
-                        "modality": meta["modality"], "backbone": meta.get("backbone"),
+        members.append({"checkpoint": meta.get("checkpoint"), "checkpoint_sha256": meta.get("checkpoint_sha256"),
+                        "model": model_name(meta["modality"]), "modality": meta["modality"], "backbone": meta.get("backbone"),
                         "new_length": meta.get("new_length"), "num_segments": meta.get("num_segments"),
                         "coeff": coeffs[k], "seed": meta.get("seed"), "top1": m["top1"], "top5": m["top5"],
                         "gflops_per_view": _safe_gmacs(model, eval_size), "params": sum(p.numel() for p in model.parameters()),
                         "seconds": round(seconds, 3), "run_record": _run_record_of(meta.get("checkpoint")),
-                        "input_size": eval_size})
+                        "input_size": eval_size, "model_config": meta.get("model_config")})
         member_outputs.append(logits)
         del model
     scores = combine_members(member_outputs, coeffs)
@@ -363,15 +337,13 @@ def _safe_gmacs(model: nn.Module, size: int) -> float | None:
 def _run_record_of(checkpoint: str | None) -> str | None:
     if not checkpoint:
         return None
-    rec = Path(checkpoint).parent / TRAIN_RECORD
+    rec = Path(checkpoint).parent / RECORD_FILE
     return str(rec) if rec.exists() else None
 
 
 def _write_outputs(result: EvalResult, out_dir: Path, cfg: EvalConfig, eval_name: str, modality_label: str,
                    seeds: set, classes: Sequence[str] | None, fingerprint: str | None, device: torch.device,
                    timing: dict[str, Any], num_classes: int) -> None:
-    from pan_lib.provenance import provenance
-
     out_dir.mkdir(parents=True, exist_ok=True)
     np.savez(out_dir / "scores.npz", scores=result.scores, labels=result.labels, video_ids=np.array(result.video_ids))
     artifacts = {"scores": "scores.npz"}
@@ -387,35 +359,35 @@ def _write_outputs(result: EvalResult, out_dir: Path, cfg: EvalConfig, eval_name
         artifacts.update(confusion="confusion.npy", per_class="per_class.csv")
     members = result.members
     first = members[0]
-    record = {
-        "schema": SCHEMA, "kind": "eval", "name": eval_name, "status": "completed", "message": "",
-        "model": result.model, "modality": modality_label, "dataset": cfg.dataset,
-        "backbone": first.get("backbone") if len({m.get("backbone") for m in members}) == 1 else
+    record = build_record(
+        "eval", name=eval_name, status="completed", model=result.model, modality=modality_label,
+        dataset=cfg.dataset,
+        backbone=first.get("backbone") if len({m.get("backbone") for m in members}) == 1 else
         "+".join(str(m.get("backbone")) for m in members),
-        "seed": next(iter(seeds)) if len(seeds) == 1 else None,
-        "metrics": {"top1": result.top1, "top5": result.top5, "mean_class_acc": result.mean_class_acc,
-                    "num_videos": len(result.video_ids)},
-        "views": cfg.views,
-        "protocol": {"crops": cfg.crops, "clips": cfg.clips, "full_res": cfg.full_res,
-                     "twice_sample": cfg.twice_sample, "dense_sample": cfg.dense_sample,
-                     "input_size": first.get("input_size"), "scale_size": cfg.scale_size, "softmax": cfg.softmax},
-        "gflops_per_view": (sum(m["gflops_per_view"] for m in members)
-                            if all(m["gflops_per_view"] is not None for m in members) else None),
-        "params": sum(m["params"] for m in members),
-        "clips_per_s": result.clips_per_s,
-        "speed": {"clips_per_s": result.clips_per_s, "peak_memory_mb": round(peak_memory_mb(device), 1),
-                  "device": str(device), "batch_size": cfg.batch_size},
-        "timing": timing,
-        "members": members,
-        "config": cfg.to_dict(),
-        "data": {"dataset": cfg.dataset, "split": cfg.split, "fingerprint": fingerprint,
-                 "num_videos": len(result.video_ids), "num_classes": num_classes,
-                 "classes": list(classes) if classes else None},
-        "provenance": provenance(cfg.to_dict(), fingerprint, str(device)),
-        "artifacts": artifacts,
-    }
+        seed=next(iter(seeds)) if len(seeds) == 1 else None,
+        metrics={"top1": result.top1, "top5": result.top5, "mean_class_acc": result.mean_class_acc,
+                 "num_videos": len(result.video_ids)},
+        views=cfg.views,
+        protocol={"crops": cfg.crops, "clips": cfg.clips, "full_res": cfg.full_res,
+                  "twice_sample": cfg.twice_sample, "dense_sample": cfg.dense_sample,
+                  "input_size": first.get("input_size"), "scale_size": cfg.scale_size, "softmax": cfg.softmax},
+        gflops_per_view=(sum(m["gflops_per_view"] for m in members)
+                         if all(m["gflops_per_view"] is not None for m in members) else None),
+        params=sum(m["params"] for m in members),
+        clips_per_s=result.clips_per_s,
+        speed={"clips_per_s": result.clips_per_s, "peak_memory_mb": round(peak_memory_mb(device), 1),
+               "device": str(device), "batch_size": cfg.batch_size},
+        timing=timing,
+        members=members,
+        config=cfg.to_dict(),
+        data={"dataset": cfg.dataset, "split": cfg.split, "fingerprint": fingerprint,
+              "num_videos": len(result.video_ids), "num_classes": num_classes,
+              "classes": list(classes) if classes else None},
+        provenance=provenance(cfg.to_dict(), fingerprint, str(device)),
+        artifacts=artifacts,
+    )
     result.out_dir = out_dir
-    result.record_path = write_record(out_dir / TRAIN_RECORD, record)
+    result.record_path = write_record(out_dir / RECORD_FILE, record)
     log.info("%s on %s (%s): top-1 %s top-5 %s -> %s", result.model, cfg.dataset, cfg.protocol_name(),
              _pct(result.top1), _pct(result.top5), out_dir)
 
@@ -431,4 +403,4 @@ def load_scores(path: str | Path) -> dict[str, Any]:
 
 
 __all__ = ["EvalResult", "evaluate", "predict", "classification_metrics", "combine_members", "view_mean_logits",
-           "model_gmacs_per_view", "load_member", "ensemble_name", "load_scores"]
+           "model_gmacs_per_view", "load_member", "load_scores"]

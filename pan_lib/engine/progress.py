@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar
 
+from tqdm import tqdm
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -117,11 +119,9 @@ def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, d
     if kind == "text":
         return TextProgress(iterable, total, desc, interval)
     if kind == "widget":
-        from tqdm.notebook import tqdm as tqdm_nb
+        from tqdm.notebook import tqdm as tqdm_nb  # pulls in ipywidgets: only for a live notebook
 
         return tqdm_nb(iterable, total=total, desc=desc, leave=leave)
-    from tqdm import tqdm
-
     return tqdm(iterable, total=total, desc=desc, leave=leave, dynamic_ncols=True)
 
 

@@ -18,10 +18,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pan_lib.models import MODALITIES
+
 log = logging.getLogger(__name__)
 
+# What the notebooks / workbook pick from: "auto" (embedded recipe on the embedded data set, official
+# scripts on real ones), "embedded" (the small CPU recipe on any data set), "official" (real data sets).
+RECIPES = ("auto", "embedded", "official")
+
 _OFFICIAL_COMMON: dict[str, Any] = dict(
-    backbone="resnet50", pretrained=True, segments=8, shift_div=8, batch_size=64, optimizer="sgd", lr=None, base_lr=0.01,
+    backbone="resnet50", pretrained=True, num_segments=8, shift_div=8, batch_size=64, optimizer="sgd", lr=None, base_lr=0.01,
     base_batch=64, lr_type="step", weight_decay=1e-4, momentum=0.9, clip_grad=20.0, dropout=0.5,
     fc_lr5=True, input_size=224, scale_size=256, accumulate=1, eval_every=1,
 )
@@ -47,13 +53,13 @@ OFFICIAL_DATASETS = ("sthv1", "sthv2")
 # * bf16 autocast + channels_last (1.3-1.7x on these train steps, results/bench/train_step.md);
 # * the same 10 epochs for every modality (PA and Lite cost ~4x per clip: 4 frames per segment).
 _EMBEDDED_COMMON: dict[str, Any] = dict(
-    dataset="embedded", backbone="resnet_tiny", pretrained=False, segments=8, shift_div=4,
+    dataset="embedded", backbone="resnet_tiny", pretrained=False, num_segments=8, shift_div=4,
     input_size=48, scale_size=56, batch_size=16, optimizer="adamw", lr=0.001, group_lr=False,
     lr_type="cos", lr_steps=(), warmup_epochs=1.0, weight_decay=0.01, momentum=0.9, clip_grad=20.0,
     dropout=0.0, fc_lr5=True, accumulate=1, epochs=10, eval_every=1, num_workers=0, device="cpu",
     amp="bf16", channels_last=True, count_flops=True, save_every_minutes=0.0,
 )
-_EMBEDDED_MODALITY: dict[str, dict[str, Any]] = {m: {} for m in ("TSN", "TSM", "RGB", "PA", "Lite")}
+_EMBEDDED_MODALITY: dict[str, dict[str, Any]] = {m: {} for m in MODALITIES}
 
 RECIPE_SOURCES = {
     **{(d, m): f"official PAN script scripts/train/{d}/{s}" for d in OFFICIAL_DATASETS
@@ -69,11 +75,12 @@ def recipe_names() -> list[tuple[str, str]]:
 
 
 def get_recipe(dataset: str, modality: str) -> dict[str, Any]:
-    """Config values (a dict of `TrainConfig` fields) for training `modality` on `dataset`."""
-    from pan_lib.engine.config import MODALITIES, ConfigError
+    """Config values (a dict of `TrainConfig` fields) for training `modality` on `dataset`.
 
+    An unknown modality raises `ValueError` (`TrainConfig.from_recipe` re-raises it as `ConfigError`).
+    """
     if modality not in MODALITIES:
-        raise ConfigError(f"unknown modality {modality!r}; valid: {', '.join(MODALITIES)}")
+        raise ValueError(f"unknown modality {modality!r}; valid: {', '.join(MODALITIES)}")
     if dataset == "embedded":
         return {**_EMBEDDED_COMMON, **_EMBEDDED_MODALITY[modality], "modality": modality}
     values = {**_OFFICIAL_COMMON, **_OFFICIAL_MODALITY[modality], "dataset": dataset, "modality": modality}

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import random
 import shutil
 import time
 from contextlib import nullcontext
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,15 +37,18 @@ from pan_lib.engine import distributed as D
 from pan_lib.engine.checkpointing import (FORMAT, atomic_save, capture_rng_state, load_train_checkpoint,
                                           remove_stale_temporaries, restore_rng_state)
 from pan_lib.engine.config import ConfigError, TrainConfig
-from pan_lib.engine.data import EpochSeeded, unpack_batch
+from pan_lib.engine.data import EpochSeeded, build_split, unpack_batch
+from pan_lib.engine.evaluate import classification_metrics, model_gmacs_per_view, predict
+from pan_lib.engine.export import export_official
 from pan_lib.engine.optim import build_optimizer, lr_factor, set_lr
 from pan_lib.engine.progress import progress as progress_bar
-from pan_lib.engine.records import SCHEMA, TRAIN_RECORD, atomic_write_text, load_record, write_record
+from pan_lib.engine.records import RECORD_FILE, atomic_write_text, build_record, load_record, write_record
 from pan_lib.engine.speed import SpeedMonitor
+from pan_lib.ensemble import model_name
+from pan_lib.models import build_model, rename_fields
+from pan_lib.provenance import provenance
 
 log = logging.getLogger(__name__)
-
-MODEL_NAMES = {"TSN": "TSN", "TSM": "TSM", "Lite": "PAN_Lite", "RGB": "PAN_RGB", "PA": "PAN_PA"}
 # config fields that may change when a run is resumed (they do not change the maths)
 RUNTIME_FIELDS = {"progress", "num_workers", "resume", "device", "max_minutes", "save_every_minutes",
                   "save_every_steps", "tensorboard", "threads", "count_flops", "export_official", "data_root",
@@ -80,42 +85,7 @@ class RunResult:
 
 
 # ------------------------------------------------------------------------------------ machine set-up
-def resolve_device(device: str, local_rank: int = 0) -> torch.device:
-    if device == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError("device='cuda' but CUDA is not available; use device='auto' or 'cpu'")
-        return torch.device(device if ":" in device else f"cuda:{local_rank}")
-    return torch.device(device)
-
-
-def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype: 'auto' is bf16 on GPUs that have it (else fp16), off on the CPU."""
-    if amp == "off":
-        return None
-    if amp == "bf16":
-        return torch.bfloat16
-    if amp == "fp16":
-        return torch.float16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return None
-
-
-def resolve_channels_last(value: Any, device: torch.device) -> bool:
-    return device.type == "cuda" if value == "auto" else bool(value)
-
-
-def autocast_context(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else nullcontext()
-
-
 def seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -155,9 +125,9 @@ class _Trainer:
             torch.set_num_threads(cfg.threads)
         device_type = "cuda" if (cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())) else "cpu"
         self.env = D.init_distributed(device_type)
-        self.device = resolve_device(cfg.device, self.env.local_rank)
-        self.amp_dtype = resolve_amp(cfg.amp, self.device)
-        self.channels_last = resolve_channels_last(cfg.channels_last, self.device)
+        self.device = D.resolve_device(cfg.device, self.env.local_rank)
+        self.amp_dtype = D.resolve_amp(cfg.amp, self.device)
+        self.channels_last = D.resolve_channels_last(cfg.channels_last, self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
         if cfg.batch_size % self.env.world_size:
@@ -170,9 +140,7 @@ class _Trainer:
         self.classes: list[str] | None = None
         self.data_source = None
         if train_set is None:
-            from pan_lib.engine.data import build_split
-
-            common = dict(modality=cfg.modality, num_segments=cfg.segments, input_size=cfg.input_size,
+            common = dict(modality=cfg.modality, num_segments=cfg.num_segments, input_size=cfg.input_size,
                           scale_size=cfg.scale_size, source=cfg.source, dense_sample=cfg.dense_sample)
             tr = build_split(cfg.dataset, cfg.data_root, "train", **common)
             train_set, num_classes, data_fingerprint = tr.dataset, tr.num_classes, tr.fingerprint
@@ -190,10 +158,7 @@ class _Trainer:
         # -- model (same initialisation on every rank; DDP also broadcasts rank 0's weights)
         seed_everything(cfg.seed)
         if model is None:
-            from pan_lib.models import build_model
-
-            model = build_model(cfg.modality, num_classes, num_segments=cfg.segments, backbone=cfg.backbone,
-                                pretrained=cfg.pretrained, dropout=cfg.dropout, fold_div=cfg.shift_div)
+            model = build_model(cfg.model_config(num_classes))
         self.model = model.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -278,6 +243,7 @@ class _Trainer:
 
     def _check_compatible(self, saved: dict[str, Any], path: Path) -> None:
         mine = self.cfg.to_dict()
+        saved = rename_fields(saved, f"config of {path}")  # checkpoints written before a field was renamed
         diffs = {k: (saved.get(k), mine.get(k)) for k in mine
                  if k not in RUNTIME_FIELDS and k in saved and saved.get(k) != mine.get(k)}
         if diffs:
@@ -451,7 +417,7 @@ class _Trainer:
             sync_ctx = (self.model.no_sync() if (self.env.distributed and not last_in_group) else nullcontext())
             with sync_ctx:
                 with monitor.phase("forward"):
-                    with autocast_context(self.device, self.amp_dtype):
+                    with D.autocast_context(self.device, self.amp_dtype):
                         logits = self.model(clips)
                     loss = F.cross_entropy(logits.float(), target, label_smoothing=cfg.label_smoothing)
                 self._check_finite(loss, epoch, i)
@@ -574,8 +540,6 @@ class _Trainer:
     @torch.no_grad()
     def validate(self) -> dict[str, Any]:
         """The official in-training validation: 1 clip, centre crop; sharded over ranks, no duplicates."""
-        from pan_lib.engine.evaluate import classification_metrics, predict
-
         cfg = self.cfg
         sampler = D.ShardSampler(len(self.val_set), self.env.rank, self.env.world_size)
         loader = DataLoader(self.val_set, batch_size=self.per_rank_batch, sampler=sampler,
@@ -603,8 +567,6 @@ class _Trainer:
         if not self.cfg.count_flops:
             return out
         try:
-            from pan_lib.engine.evaluate import model_gmacs_per_view
-
             out["gflops_per_view"] = model_gmacs_per_view(bare, self.cfg.input_size)
         except Exception as err:  # noqa: BLE001 - FLOPs are a nicety; never fail a run for them
             log.warning("FLOPs not counted: %s", err)
@@ -612,62 +574,60 @@ class _Trainer:
 
     def write_record(self, status: str, message: str) -> Path:
         cfg = self.cfg
-        from pan_lib.provenance import provenance
-
         cost = self._cost if hasattr(self, "_cost") else self._model_cost()
         self._cost = cost
         last = self.history[-1] if self.history else {}
         val = self.last_val
         seconds = self.elapsed_before + (time.perf_counter() - self.session_start)
-        record = {
-            "schema": SCHEMA, "kind": "train", "name": cfg.run_name, "status": status, "message": message,
-            "model": MODEL_NAMES[cfg.modality], "modality": cfg.modality, "dataset": cfg.dataset,
-            "backbone": cfg.backbone, "seed": cfg.seed,
-            "metrics": {"top1": val.get("top1"), "top5": val.get("top5"), "mean_class_acc": val.get("mean_class_acc"),
-                        "loss": val.get("loss"), "num_videos": val.get("num_videos"),
-                        "best_top1": None if self.best_top1 == -math.inf else self.best_top1,
-                        "best_epoch": self.best_epoch, "epochs_completed": self.epoch,
-                        "train_loss": last.get("train_loss"), "train_top1": last.get("train_top1")},
-            "views": 1,
-            "protocol": {"crops": 1, "clips": 1, "full_res": False, "twice_sample": False, "dense_sample": False,
-                         "input_size": cfg.input_size, "scale_size": cfg.scale_size},
-            "gflops_per_view": cost.get("gflops_per_view"), "params": cost.get("params"),
-            "clips_per_s": val.get("clips_per_s"),
-            "speed": {"train_clips_per_s": self.speed_summary.get("clips_per_s"),
-                      **{k: v for k, v in self.speed_summary.items() if k.endswith("_clips_per_s")},
-                      "peak_memory_mb": self.speed_summary.get("peak_memory_mb"),
-                      "amp": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off",
-                      "channels_last": self.channels_last, "device": str(self.device),
-                      "world_size": self.env.world_size},
-            "timing": {"wall_seconds": round(time.perf_counter() - self.wall_start, 3),
-                       "train_seconds": round(seconds, 3)},
-            "config": cfg.to_dict(),
-            "data": {"dataset": cfg.dataset, "split": "val", "fingerprint": self.data_fingerprint,
-                     "num_train": len(self.train_set),
-                     "num_videos": len(self.val_set) if self.val_set is not None else None,
-                     "num_classes": self.num_classes, "classes": self.classes, "source": self.data_source},
-            "provenance": provenance(cfg.to_dict(), self.data_fingerprint, str(self.device)),
-            "artifacts": {"last": "last.pt", "best": "best.pt" if self.best_path.exists() else None,
-                          "metrics_csv": "metrics.csv", "metrics_json": "metrics.json",
-                          "tensorboard": "tb" if cfg.tensorboard else None,
-                          "official": getattr(self, "official_name", None)},
-            "history": self.history,
-        }
-        return write_record(self.run_dir / TRAIN_RECORD, record)
+        bare = self.bare_model
+        record = build_record(
+            "train", name=cfg.run_name, status=status, message=message,
+            model=model_name(cfg.modality), modality=cfg.modality, dataset=cfg.dataset,
+            backbone=cfg.backbone, seed=cfg.seed,
+            metrics={"top1": val.get("top1"), "top5": val.get("top5"), "mean_class_acc": val.get("mean_class_acc"),
+                     "loss": val.get("loss"), "num_videos": val.get("num_videos"),
+                     "best_top1": None if self.best_top1 == -math.inf else self.best_top1,
+                     "best_epoch": self.best_epoch, "epochs_completed": self.epoch,
+                     "train_loss": last.get("train_loss"), "train_top1": last.get("train_top1")},
+            views=1,
+            protocol={"crops": 1, "clips": 1, "full_res": False, "twice_sample": False, "dense_sample": False,
+                      "input_size": cfg.input_size, "scale_size": cfg.scale_size},
+            gflops_per_view=cost.get("gflops_per_view"), params=cost.get("params"),
+            clips_per_s=val.get("clips_per_s"),
+            speed={"train_clips_per_s": self.speed_summary.get("clips_per_s"),
+                   **{k: v for k, v in self.speed_summary.items() if k.endswith("_clips_per_s")},
+                   "peak_memory_mb": self.speed_summary.get("peak_memory_mb"),
+                   "amp": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off",
+                   "channels_last": self.channels_last, "device": str(self.device),
+                   "world_size": self.env.world_size},
+            timing={"wall_seconds": round(time.perf_counter() - self.wall_start, 3),
+                    "train_seconds": round(seconds, 3)},
+            model_config=bare.config() if callable(getattr(bare, "config", None)) else None,
+            config=cfg.to_dict(),
+            data={"dataset": cfg.dataset, "split": "val", "fingerprint": self.data_fingerprint,
+                  "num_train": len(self.train_set),
+                  "num_videos": len(self.val_set) if self.val_set is not None else None,
+                  "num_classes": self.num_classes, "classes": self.classes, "source": self.data_source},
+            provenance=provenance(cfg.to_dict(), self.data_fingerprint, str(self.device)),
+            artifacts={"last": "last.pt", "best": "best.pt" if self.best_path.exists() else None,
+                       "metrics_csv": "metrics.csv", "metrics_json": "metrics.json",
+                       "tensorboard": "tb" if cfg.tensorboard else None,
+                       "official": getattr(self, "official_name", None)},
+            history=self.history,
+        )
+        return write_record(self.run_dir / RECORD_FILE, record)
 
     def export_official(self) -> None:
-        from pan_lib.engine.export import export_official
-
         src = self.best_path if self.best_path.exists() else self.last_path
         path = export_official(src, self.run_dir)
         self.official_name = path.name
         self.write_record("completed", "")
 
     def result(self, status: str, message: str = "") -> RunResult:
-        if self.is_main and status == "completed" and not (self.run_dir / TRAIN_RECORD).exists():
+        if self.is_main and status == "completed" and not (self.run_dir / RECORD_FILE).exists():
             self.write_record(status, message)
         D.barrier()
-        return RunResult(run_dir=self.run_dir, record_path=self.run_dir / TRAIN_RECORD,
+        return RunResult(run_dir=self.run_dir, record_path=self.run_dir / RECORD_FILE,
                          last_checkpoint=self.last_path,
                          best_checkpoint=self.best_path if self.best_path.exists() else None,
                          metrics=list(self.history), status=status)
