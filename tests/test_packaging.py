@@ -30,3 +30,12 @@ def test_ci_runs_the_readme_test_command(repo_root):
     ci = (repo_root / ".ci" / "run").read_text()
     readme = (repo_root / "README.md").read_text()
     assert "make test" in ci and "make test" in readme
+
+
+def test_readme_commands_are_make_targets(repo_root):
+    """The front page's two commands exist in the Makefile and each installs what it needs (the venv)."""
+    makefile = (repo_root / "Makefile").read_text()
+    readme = (repo_root / "README.md").read_text()
+    for target in ("workbook", "test"):
+        assert f"make {target}" in readme
+        assert re.search(rf"^{target}:.*\bvenv\b", makefile, re.MULTILINE), target
