@@ -33,6 +33,7 @@ from pan_lib.data.registry import find_prepared
 from pan_lib.data.sampling import clip_frame_indices, segment_offsets
 from pan_lib.data.transforms import build_transform
 from pan_lib.data.video import VideoReadError, count_frames, probe, read_video_frames
+from pan_lib.engine.distributed import resolve_device
 from pan_lib.engine.evaluate import load_member
 from pan_lib.viz.video import resize_crop
 
@@ -56,7 +57,7 @@ class DemoConfig:
     dataset: str = ""          # a prepared dataset whose class names to use
     data_root: str = ""
     input_size: int = 0        # 0 -> the checkpoint's training input size, else 224
-    device: str = "cpu"
+    device: str = "cpu"       # cpu | cuda | cuda:1 | auto (pan_lib.engine.distributed.resolve_device)
     batch_size: int = 4        # windows per forward pass
     backend: str = "auto"      # video decoder: auto | decord | pyav
     out: str = ""              # plot path; "" -> no file (the CLI defaults to results/demo/<video>.png)
@@ -113,7 +114,7 @@ class Timeline:
 # ----------------------------------------------------------------------------------------------
 # loading
 
-def load_any_checkpoint(path: str | Path, device: str = "cpu"):
+def load_any_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     """A model from an official-layout checkpoint or a pan-workbook training checkpoint (`last.pt`,
     `best.pt`), via the evaluation engine's loader. Returns (model in eval mode, info dict with
     modality, num_segments, new_length, num_classes, dataset, classes, input_size, scale_size)."""
@@ -177,8 +178,12 @@ def predict_timeline(cfg: DemoConfig, model=None, info: dict[str, Any] | None = 
     video = Path(cfg.video)
     if not video.is_file():
         raise DemoError(f"video {video} not found")
+    try:
+        device = resolve_device(cfg.device)
+    except RuntimeError as exc:  # CUDA asked for but absent, or not a device name
+        raise DemoError(f"device {cfg.device!r}: {exc}") from exc
     if model is None:
-        model, info = load_any_checkpoint(cfg.checkpoint, cfg.device)
+        model, info = load_any_checkpoint(cfg.checkpoint, device)
     info = dict(info or {})
     T, m = model.num_segments, model.new_length
     try:
@@ -215,7 +220,7 @@ def predict_timeline(cfg: DemoConfig, model=None, info: dict[str, Any] | None = 
     with torch.inference_mode():
         for b in range(0, len(plan), cfg.batch_size):
             clips = [transform(decoded[[lookup[int(f)] for f in idx]]) for idx in per_window[b:b + cfg.batch_size]]
-            logits = model(torch.stack(clips).to(cfg.device))  # (B, T*m*3, S, S) -> (B, C)
+            logits = model(torch.stack(clips).to(device))  # (B, T*m*3, S, S) -> (B, C)
             probs.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
     thumbs = resize_crop(decoded[[lookup[i] for i in middles]], 64)
     names = class_names_for(cfg, model.num_classes, info)
@@ -270,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="", help="take class names from this prepared dataset")
     parser.add_argument("--data-root", default="")
     parser.add_argument("--input-size", type=int, default=0, help="0: the checkpoint's, else 224")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:1 | auto (the GPU when there is one)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--backend", default="auto", choices=["auto", "decord", "pyav"])
     parser.add_argument("--out", default=None, help="plot file (default results/demo/<video>.png; '' for none)")

@@ -84,3 +84,13 @@ def test_bad_checkpoint_and_options(demo_files, capsys):
         labels.write_text("a\nb\n")
         predict_timeline(DemoConfig(video=str(demo_files["video"]), checkpoint=str(demo_files["checkpoint"]),
                                     labels=str(labels), input_size=64))
+
+
+def test_device_goes_through_resolve_device(demo_files, capsys):
+    """`--device auto` runs wherever the tests run; a device that is not there is a clear error."""
+    code = main([str(demo_files["video"]), "--checkpoint", str(demo_files["checkpoint"]), "--window", "32",
+                 "--input-size", "64", "--device", "auto", "--out", ""])
+    assert code == 0, capsys.readouterr().err
+    code = main([str(demo_files["video"]), "--checkpoint", str(demo_files["checkpoint"]), "--device", "nowhere",
+                 "--out", ""])
+    assert code == 2 and "device 'nowhere'" in capsys.readouterr().err

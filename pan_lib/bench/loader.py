@@ -3,7 +3,7 @@
     python -m pan_lib.bench loader [--quick]
 
 Grid: source (JPEG frame folders | video + decord | video + PyAV | uint8 arrays decoded once at the
-scale size, `data_prep decode`) x clip (RGB 8x1 | PA 8x4) x configuration ("224": 320x240 VP9 videos,
+scale size, `python -m data_prep decode`) x clip (RGB 8x1 | PA 8x4) x configuration ("224": 320x240 VP9 videos,
 48 frames, train crops of 224; "embedded": the embedded dataset's 64x64 VP9 videos, 32 frames, crops
 of 48 from 56 px) x DataLoader workers (0 | 2), train mode.
 Clips are counted over the wall time of a whole pass, worker start-up included (timing
@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from data_prep.decode import _decode_one
 from data_prep.extract import _extract_one
 from pan_lib.bench.train_step import embedded_step_fn
 from pan_lib.data.dataset import VideoClipDataset
+from pan_lib.data.decoded import decode_one
 from pan_lib.data.lists import VideoRecord
 from pan_lib.data.synthetic import PAIRS, render_video
 from pan_lib.data.video import write_video
@@ -53,8 +53,8 @@ def _make_data(root: Path, cfg: dict[str, int], n: int) -> list:
         write_video(root / "videos" / f"{i}.webm", frames)
         res = _extract_one((str(root / "videos" / f"{i}.webm"), str(root / "frames" / str(i)), "{:05d}.jpg", 0, 95))
         assert res["status"] == "ok", res
-        res = _decode_one((str(root / "videos" / f"{i}.webm"), str(root / "decoded" / f"{i}.webm.npy"),
-                           cfg["frames"], cfg.get("decode_side", 0)))  # 0: native size, like the videos
+        res = decode_one((str(root / "videos" / f"{i}.webm"), str(root / "decoded" / f"{i}.webm.npy"),
+                          cfg["frames"], cfg.get("decode_side", 0)))  # 0: native size, like the videos
         assert res["status"] == "ok", res
         records.append(VideoRecord(str(i), cfg["frames"], i % 12))
     return records

@@ -29,6 +29,7 @@ import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -36,6 +37,7 @@ import numpy as np
 import torch
 
 from pan_lib.bench import with_overrides
+from pan_lib.engine.speed import synchronize
 from pan_lib.modules.pa import PA, pa_reference_loop
 from pan_lib.motion import FLOW_METHODS, RaftWeightsUnavailable, make_flow_estimator, set_opencv_threads
 from pan_lib.provenance import provenance, write_table
@@ -99,12 +101,6 @@ def clip_frames(cfg: MotionBenchConfig) -> np.ndarray:
     return segments.reshape(-1, *segments.shape[2:])  # (T, m, H, W, 3) -> (T*m, H, W, 3)
 
 
-def _sync(device: str) -> Callable[[], None]:
-    if device.startswith("cuda"):
-        return torch.cuda.synchronize
-    return lambda: None
-
-
 @dataclass
 class _Case:
     """One row to time: its table fields, the call, pairs per call, and the collected call times."""
@@ -117,7 +113,7 @@ class _Case:
 
 
 def _pa_cases(frames: np.ndarray, cfg: MotionBenchConfig) -> list[_Case]:
-    sync = _sync(cfg.device)
+    sync = partial(synchronize, cfg.device)
     pa = PA(n_length=FRAMES_PER_SEGMENT).to(cfg.device).eval()
     weight, bias = pa.shallow_conv.weight, pa.shallow_conv.bias
     clip = normalise_frames(frames).to(cfg.device)  # (T*m, 3, H, W) fp32 NCHW
@@ -176,7 +172,7 @@ def _flow_cases(frames: np.ndarray, cfg: MotionBenchConfig) -> list[_Case]:
         row = dict(method=FLOW_METHODS[method], kind="flow", implementation=method, precision="fp32",
                    layout="grey uint8" if not is_raft else "NCHW", clips_per_call=1, device=device,
                    pairs_per_call=pairs, note=note)
-        cases.append(_Case(row, call, pairs, _sync(device)))
+        cases.append(_Case(row, call, pairs, partial(synchronize, device)))
     return cases
 
 

@@ -28,11 +28,13 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from pan_lib.bench import with_overrides
+from pan_lib.engine.speed import synchronize
 from pan_lib.flops import count_flops
 from pan_lib.models import build_model
 from pan_lib.modules.pa import PA, pa_reference_loop
@@ -63,13 +65,9 @@ class PAModelsBenchConfig:
         return with_overrides(cls(quick=True, min_seconds=0.3, min_repeats=1, warmup=1) if quick else cls(), overrides)
 
 
-def _sync(device: str) -> Callable[[], None]:
-    return torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-
-
 def time_round_robin(fns: Sequence[Callable[[], object]], cfg: PAModelsBenchConfig) -> list[tuple[float, int]]:
     """Median seconds per call of each function, timed alternately; returns [(median, repeats)]."""
-    sync = _sync(cfg.device)
+    sync = partial(synchronize, cfg.device)
     for fn in fns:
         for _ in range(cfg.warmup):
             fn()

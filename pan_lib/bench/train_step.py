@@ -22,12 +22,11 @@ import torch.nn.functional as F
 from pan_lib.engine.optim import build_optimizer
 from pan_lib.engine.recipes import get_recipe
 from pan_lib.engine.speed import peak_memory_mb, reset_peak_memory, time_callable
-from pan_lib.models import build_model
+from pan_lib.models import MODALITIES, build_model
 from pan_lib.provenance import provenance, write_table
 
 log = logging.getLogger(__name__)
 
-MODALITIES = ("TSN", "TSM", "RGB", "PA", "Lite")
 VARIANTS = (("fp32", False, None), ("fp32+channels_last", True, None), ("bf16+channels_last", True, torch.bfloat16))
 
 
@@ -36,7 +35,7 @@ def _step_fn(modality: str, backbone: str, size: int, batch: int, num_segments: 
              optimizer: str = "sgd", group_lr: bool = True):
     torch.manual_seed(0)
     model = build_model(modality, num_classes, num_segments=num_segments, backbone=backbone, dropout=0.5,
-                        fold_div=shift_div).to(device)
+                        shift_div=shift_div).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = build_optimizer(model, lr=0.01, kind=optimizer, group_lr=group_lr)
@@ -62,7 +61,7 @@ def embedded_step_fn(modality: str, device: torch.device, channels_last: bool, a
                      num_classes: int = 12):
     """One training step of the embedded recipe as it is now (`pan_lib.engine.recipes`), and its batch."""
     r = get_recipe("embedded", modality)
-    step = _step_fn(modality, r["backbone"], r["input_size"], r["batch_size"], r["segments"], device, channels_last,
+    step = _step_fn(modality, r["backbone"], r["input_size"], r["batch_size"], r["num_segments"], device, channels_last,
                     amp_dtype, num_classes=num_classes, shift_div=r["shift_div"], optimizer=r["optimizer"],
                     group_lr=r["group_lr"])
     return step, r

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from pan_lib.data.lists import read_list_file
+from pan_lib.data.registry import PreparedDataset, get_prepared
 from pan_lib.data.sampling import clip_frame_indices, segment_offsets
 from pan_lib.data.video import VideoReadError, count_frames, read_frame_folder, read_video_frames
 
@@ -75,28 +76,14 @@ def load_segments(path: str | Path, *, num_segments: int = 8, frames_per_segment
     return frames.reshape(num_segments, frames_per_segment, *frames.shape[1:])  # (S*m,H,W,3)->(S,m,H,W,3)
 
 
-def find_or_prepare(dataset: str = "embedded", data_root: str | Path | None = None, *, small: bool = False,
-                    progress: str = "off"):
-    """The prepared dataset as the notebook series finds it (`data/<name>`, `data/embedded_tiny` in small
-    mode). Whatever is prepared there is used as is (never regenerated); only a missing embedded dataset
-    is generated (seconds, generator seed 0). A real dataset that is not prepared raises
-    `DatasetNotPreparedError` with the command that prepares it."""
-    from pan_lib.data.registry import DatasetNotPreparedError, find_prepared
-    from pan_lib.notebook_utils import ensure_dataset, resolve_data_root
-
-    try:
-        return find_prepared(dataset, resolve_data_root(dataset, data_root, small))
-    except DatasetNotPreparedError:
-        if dataset != "embedded":
-            raise
-        return ensure_dataset(dataset, data_root, small=small, progress=progress)
-
-
-def dataset_videos(dataset="embedded", data_root: str | Path | None = None, *, split: str = "val",
-                   limit: int = 4, small: bool = False) -> dict[str, Path]:
+def dataset_videos(dataset: str | PreparedDataset = "embedded", data_root: str | Path | None = None, *,
+                   split: str = "val", limit: int = 4, small: bool = False) -> dict[str, Path]:
     """Up to `limit` videos (or frame folders) of a prepared dataset, one per class first:
-    {"<class> (<video id>)": path}. `dataset` is a name (see `find_or_prepare`) or a PreparedDataset."""
-    prepared = find_or_prepare(dataset, data_root, small=small) if isinstance(dataset, str) else dataset
+    {"<class> (<video id>)": path}. `dataset` is a PreparedDataset or a name, found through
+    `pan_lib.data.registry.get_prepared` (`data/<name>`, `data/embedded_tiny` when `small`; a missing
+    embedded dataset is generated, a missing real one raises `DatasetNotPreparedError`)."""
+    prepared = (get_prepared(dataset, data_root, size="tiny" if small else "default")
+                if isinstance(dataset, str) else dataset)
     records = read_list_file(prepared.list_for(split))
     # one video per class first (in class order), then the rest in list order
     by_class: dict[int, object] = {}
