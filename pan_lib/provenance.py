@@ -1,7 +1,7 @@
 """Provenance of every number we write: git sha, package versions, device, data fingerprint.
 
 Used by run records (engine), benchmarks (`pan_lib.bench`) and result tables. Pure standard library
-plus optional torch, so it is cheap to import.
+(torch is described when the process has imported it), so it is cheap to import.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -46,18 +47,19 @@ def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str]:
 
 
 def device_info(device: str | None = None) -> dict[str, Any]:
-    """Where the numbers were measured: CPU model and thread count, or the CUDA device name."""
+    """Where the numbers were measured: CPU model and thread count, or the CUDA device name.
+
+    Torch's settings are reported when this process uses torch (it is never imported here, so the
+    data preparation CLI stays light).
+    """
     info: dict[str, Any] = {"platform": platform.platform(), "machine": platform.machine(),
                             "cpu_count": os.cpu_count(), "cpu": _cpu_model()}
-    try:
-        import torch
-
+    torch = sys.modules.get("torch")
+    if torch is not None:
         info["torch_threads"] = torch.get_num_threads()
         if torch.cuda.is_available() and (device is None or str(device).startswith("cuda")):
             info["cuda_device"] = torch.cuda.get_device_name(0)
             info["cuda_version"] = torch.version.cuda
-    except ImportError:  # provenance must never fail
-        pass
     return info
 
 
