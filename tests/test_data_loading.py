@@ -262,6 +262,8 @@ def test_clip_seed_and_dense_alias(embedded):
     assert torch.equal(a, ds[2][0])
     dense = build_dataset(embedded, "val", num_segments=4, input_size=32, scale_size=40, dense_sample=True)
     assert dense.dense_sample and dense[0][0].shape == (12, 32, 32)
+    old = build_dataset(embedded, "val", num_segments=4, input_size=32, scale_size=40, dense=True)  # deprecated
+    assert old.dense_sample and torch.equal(old[0][0], dense[0][0])
 
 
 # ----------------------------------------------------------------------------- decoded arrays

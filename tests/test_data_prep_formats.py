@@ -102,7 +102,7 @@ def test_sthv2_labels_and_entries(shared_dir):
 ])
 def test_sthv2_template_bracket_removal(shared_dir, template, name):
     classes = P.parse_sthv2_labels(shared_dir / "formats/sthv2/something-something-v2-labels.json")
-    assert P.strip_template(template) == name and name in classes
+    assert P.strip_brackets(template) == name and name in classes
 
 
 def test_sthv2_unknown_template_names_line(tmp_path, shared_dir):

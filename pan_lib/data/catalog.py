@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from pan_lib.provenance import REPO_ROOT
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,8 @@ def parse_id_label_csv(path: str | Path, classes: Sequence[str] | None = None,
 
 
 # ----------------------------------------------------------------------------- SSv2
-def strip_template(template: str) -> str:
+def strip_brackets(template: str) -> str:
+    """SSv2 rule: the class name is the template with ``[`` and ``]`` removed."""
     return template.replace("[", "").replace("]", "")
 
 
@@ -175,7 +176,7 @@ def parse_sthv2_entries(path: str | Path, classes: Sequence[str] | None) -> list
             continue
         if "template" not in e:
             raise AnnotationError(path, where, f"entry {n} (id {vid}): no 'template'")
-        name = strip_template(e["template"])
+        name = strip_brackets(e["template"])
         if name not in index:
             raise AnnotationError(path, where, f"entry {n} (id {vid}): template {e['template']!r} "
                                                f"-> {name!r} is not in the labels file")

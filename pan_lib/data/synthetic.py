@@ -49,6 +49,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from pan_lib.data._progress import progress_bar
+from pan_lib.data.parsers import strip_brackets
 from pan_lib.data.video import write_video
 
 log = logging.getLogger(__name__)
@@ -82,11 +83,6 @@ SIZES: dict[str, dict[str, int]] = {
 VIDEO_FOLDER = "20bn-something-something-v2"
 LABELS_FOLDER = "labels"
 CODECS = {"vp9": ("libvpx-vp9", ".webm"), "h264": ("libx264", ".mp4"), "mpeg4": ("mpeg4", ".mp4")}
-
-
-def strip_brackets(template: str) -> str:
-    """SSv2 rule: the class name is the template with ``[`` and ``]`` removed."""
-    return template.replace("[", "").replace("]", "")
 
 
 @dataclass
