@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["CLASSES_FILE", "DATASETS", "MANIFEST", "SOURCES", "SPLITS", "DatasetInfo",
            "DatasetNotPreparedError", "PreparedDataset", "build_dataset", "default_data_root", "find_prepared",
-           "get_dataset_info", "get_prepared", "prepare_command", "prepare_embedded"]
+           "get_dataset_info", "get_prepared", "prepare_command", "prepare_embedded", "TINY_EMBEDDED_FOLDER"]
 
 TINY_EMBEDDED_FOLDER = "embedded_tiny"  # default folder of the tiny (CI / small-mode) embedded dataset
 
