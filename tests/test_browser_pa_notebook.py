@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pan_lib.data.video import write_video
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-dev-shm-usage"]
@@ -69,8 +71,6 @@ def _prepare_workdir(root: Path, repo_root: Path) -> Path:
     import nbformat
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
-
-    from pan_lib.data.video import write_video
 
     frames = np.full((24, 64, 64, 3), 40, np.uint8)
     for i in range(24):
