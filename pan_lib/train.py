@@ -22,6 +22,7 @@ from pan_lib.engine import train
 from pan_lib.engine.config import ConfigError, TrainConfig
 from pan_lib.engine.distributed import env_from_os, shutdown_distributed
 from pan_lib.engine.recipes import get_recipe
+from pan_lib.models import rename_fields
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -54,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             loaded = yaml.safe_load(open(args.config)) or {}
             if not isinstance(loaded, dict):
                 raise ConfigError(f"{args.config}: expected a mapping of TrainConfig fields")
-            values.update(loaded)
-        values.update(parse_overrides(args.set))
+            values.update(rename_fields(loaded, args.config))  # each layer's old names first: later layers win
+        values.update(rename_fields(parse_overrides(args.set), "--set"))
         cfg = TrainConfig.from_dict(values)
     except ValueError as err:  # ConfigError, or an unknown recipe modality
         parser.error(str(err))

@@ -5,6 +5,7 @@ import logging
 
 import pytest
 import torch
+import yaml
 
 from pan_lib.checkpoints import load_checkpoint
 from pan_lib.engine.checkpointing import FORMAT
@@ -12,6 +13,7 @@ from pan_lib.engine.config import RENAMED_FIELDS, ConfigError, EvalConfig, Train
 from pan_lib.engine.evaluate import load_member
 from pan_lib.engine.recipes import RECIPES, get_recipe
 from pan_lib.models import MODALITIES, ModelConfig, build_model
+from pan_lib.train import main as train_main
 import pan_lib.models
 
 TINY = dict(num_segments=4, backbone="resnet_tiny")
@@ -110,3 +112,12 @@ def test_loading_never_downloads_pretrained_weights(tmp_path):
     torch.save({"format": FORMAT, "model": model.state_dict(), "model_meta": meta, "config": {}}, path)
     assert load_checkpoint(path).model.model_config.pretrained is False
     assert load_member(path)[0].model_config.pretrained is False
+
+
+def test_train_cli_reads_old_names_layer_by_layer(tmp_path, capsys):
+    """Recipe, then an old YAML (segments, fold_div), then --set: each layer's old names map first."""
+    (tmp_path / "run.yaml").write_text("segments: 16\nfold_div: 4\n")
+    assert train_main(["--recipe", "embedded/TSM", "--config", str(tmp_path / "run.yaml"), "--set", "dense=true",
+                 "--set", "num_segments=12", "--print-config"]) == 0
+    cfg = TrainConfig.from_dict(yaml.safe_load(capsys.readouterr().out))
+    assert (cfg.num_segments, cfg.shift_div, cfg.dense_sample) == (12, 4, True)

@@ -23,11 +23,9 @@ import yaml
 
 from pan_lib.data.registry import SOURCES
 from pan_lib.engine.recipes import get_recipe
-from pan_lib.models import MODALITIES, RENAMED_FIELDS, ModelConfig, rename_fields
+from pan_lib.models import MODALITIES, RENAMED_FIELDS, ModelConfig, rename_fields  # noqa: F401 (RENAMED_FIELDS re-exported)
 
 log = logging.getLogger(__name__)
-
-__all__ = ["TrainConfig", "EvalConfig", "ConfigError", "RENAMED_FIELDS", "MODALITIES"]
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 PROGRESS_CHOICES = ("auto", "text", "off")

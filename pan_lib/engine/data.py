@@ -118,17 +118,10 @@ def build_split(dataset_name: str, data_root: str | None, split: str, *, modalit
     """A `VideoClipDataset` for one split of a prepared data set (`pan_lib.data.registry`).
 
     mode defaults to "train" for the train split and "val" otherwise (1 clip, centre crop: the
-    official in-training validation); evaluation asks for "test" with its crops/clips. The
-    embedded data set is generated on first use when it is not there.
+    official in-training validation); evaluation asks for "test" with its crops/clips. The data set
+    comes from `pan_lib.data.registry.get_prepared` (the embedded one is generated on first use).
     """
-    try:
-        prepared = registry.find_prepared(dataset_name, data_root, source=source)
-    except registry.DatasetNotPreparedError:
-        if dataset_name != "embedded":
-            raise
-        log.info("the embedded data set is not prepared in %s; generating it (once)",
-                 data_root or registry.default_data_root("embedded"))
-        prepared = registry.prepare_embedded(data_root, progress="off")
+    prepared = registry.get_prepared(dataset_name, data_root, source=source, progress="off")
     mode = mode or ("train" if split == "train" else "val")
     extra: dict[str, Any] = {}
     if mode == "test":
