@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Sequence
 
-from pan_lib.data._progress import progress_bar
+from pan_lib.progress import progress_bar
 from pan_lib.data.video import VIDEO_EXTENSIONS, VideoReadError, probe
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pan_lib.data._progress import progress_bar
+from pan_lib.progress import progress_bar
 from pan_lib.data.catalog import get_dataset_info
 from pan_lib.data.lists import VideoRecord, read_list_file, write_list_file
 from pan_lib.data.prepared import MANIFEST, portable_path, update_manifest

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from pan_lib.engine.progress import progress, resolve_mode
+from pan_lib.progress import progress, resolve_mode
 from pan_lib.engine.records import SCHEMA, find_records, write_record
 from pan_lib.engine.speed import SpeedMonitor
 

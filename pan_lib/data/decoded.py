@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from pan_lib.data._progress import progress_bar
+from pan_lib.progress import progress_bar
 from pan_lib.data.lists import read_list_file
 from pan_lib.data.prepared import MANIFEST, portable_path, update_manifest
 from pan_lib.data.transforms import scale_short_side, to_tensor

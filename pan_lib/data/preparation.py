@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from pan_lib.data import parsers as P
-from pan_lib.data._progress import progress_bar
+from pan_lib.progress import progress_bar
 from pan_lib.data.lists import VideoRecord
 from pan_lib.data.prepared import write_prepared
 from pan_lib.data.video import VIDEO_EXTENSIONS, VideoReadError

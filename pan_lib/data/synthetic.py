@@ -48,7 +48,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from pan_lib.data._progress import progress_bar
+from pan_lib.progress import progress_bar
 from pan_lib.data.parsers import strip_brackets
 from pan_lib.data.video import write_video
 

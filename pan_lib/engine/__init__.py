@@ -33,7 +33,6 @@ _EXPORTS = {
     "build_optimizer": "pan_lib.engine.optim",
     "lr_factor": "pan_lib.engine.optim",
     "SpeedMonitor": "pan_lib.engine.speed",
-    "progress": "pan_lib.engine.progress",
     "find_records": "pan_lib.engine.records",
     "load_record": "pan_lib.engine.records",
     "build_record": "pan_lib.engine.records",

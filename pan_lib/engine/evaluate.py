@@ -35,7 +35,7 @@ from pan_lib.engine import distributed as D
 from pan_lib.engine.checkpointing import FORMAT
 from pan_lib.engine.config import EvalConfig
 from pan_lib.engine.data import _video_ids, build_split, unpack_batch
-from pan_lib.engine.progress import progress as progress_bar
+from pan_lib.progress import progress as progress_bar
 from pan_lib.engine.records import RECORD_FILE, build_record, load_record, write_record
 from pan_lib.engine.speed import peak_memory_mb, reset_peak_memory
 from pan_lib.ensemble import ensemble_name, model_name

@@ -41,7 +41,7 @@ from pan_lib.engine.data import EpochSeeded, build_split, unpack_batch
 from pan_lib.engine.evaluate import classification_metrics, model_gmacs_per_view, predict
 from pan_lib.engine.export import export_official
 from pan_lib.engine.optim import build_optimizer, lr_factor, set_lr
-from pan_lib.engine.progress import progress as progress_bar
+from pan_lib.progress import progress as progress_bar
 from pan_lib.engine.records import RECORD_FILE, atomic_write_text, build_record, load_record, write_record
 from pan_lib.engine.speed import SpeedMonitor
 from pan_lib.ensemble import model_name

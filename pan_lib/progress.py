@@ -8,6 +8,7 @@ overrides "auto".
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -130,3 +131,15 @@ def _fmt_time(seconds: float) -> str:
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, desc: str, mode: str = "auto") -> Iterator[Any]:
+    """`progress(...)` as a context manager that closes the bar (the data-preparation tools use it)."""
+    if mode not in ("auto", "text", "off"):
+        raise ValueError(f"progress={mode!r}; valid: auto, text, off")
+    bar = progress(total=total, desc=desc, mode=mode)
+    try:
+        yield bar
+    finally:
+        bar.close()
