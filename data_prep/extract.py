@@ -40,7 +40,7 @@ def frame_folder_name(video_path: str) -> str:
     return p.with_suffix("").as_posix().replace(" ", "_")
 
 
-def _extract_one(args: tuple[str, str, str, int, int]) -> dict[str, Any]:
+def extract_one(args: tuple[str, str, str, int, int]) -> dict[str, Any]:
     video, target, image_tmpl, scale, quality = args
     import av
     import cv2
@@ -109,12 +109,12 @@ def extract_frames(prepared_dir: str | Path, *, frames_dir: str | Path | None = 
     with progress_bar(total=len(jobs), desc="extracting frames", mode=progress) as bar:
         if workers > 1:
             with mp.get_context("spawn").Pool(workers) as pool:
-                for path, res in zip(jobs, pool.imap(_extract_one, list(jobs.values()), chunksize=1)):
+                for path, res in zip(jobs, pool.imap(extract_one, list(jobs.values()), chunksize=1)):
                     results[path] = res
                     bar.update(1)
         else:
             for path, args in jobs.items():
-                results[path] = _extract_one(args)
+                results[path] = extract_one(args)
                 bar.update(1)
     lists_written, frame_lists = [], {}
     for split, recs in records.items():

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from data_prep.extract import _extract_one
+from data_prep.extract import extract_one
 from pan_lib.bench.train_step import embedded_step_fn
 from pan_lib.data.dataset import VideoClipDataset
 from pan_lib.data.decoded import decode_one
@@ -51,7 +51,7 @@ def _make_data(root: Path, cfg: dict[str, int], n: int) -> list:
         frames, _ = render_video(kind, bool(i % 2), np.random.default_rng([9, i]), num_frames=cfg["frames"], size=side)
         frames = frames[:, :cfg["height"], :cfg["width"]]
         write_video(root / "videos" / f"{i}.webm", frames)
-        res = _extract_one((str(root / "videos" / f"{i}.webm"), str(root / "frames" / str(i)), "{:05d}.jpg", 0, 95))
+        res = extract_one((str(root / "videos" / f"{i}.webm"), str(root / "frames" / str(i)), "{:05d}.jpg", 0, 95))
         assert res["status"] == "ok", res
         res = decode_one((str(root / "videos" / f"{i}.webm"), str(root / "decoded" / f"{i}.webm.npy"),
                           cfg["frames"], cfg.get("decode_side", 0)))  # 0: native size, like the videos
