@@ -5,12 +5,14 @@
 
 Items are ``(clip, label, index)``: ``clip`` float32 ImageNet-normalised, segment-major then frame
 (``V`` test views crop-major in front); ``label`` int (-1 unlabeled); ``index`` the row in the list.
+With ``output="uint8"`` the clip is the same uint8 pixels before normalisation (crop/resize/flip
+done): what the engine copies to the device and normalises there (``transforms.normalize_clip``).
 
 Bad input never kills an epoch. A corrupt, truncated or empty video, or a folder with missing
 frames, is handled by ``bad_input``:
 
 * ``"resample"`` - return another, randomly chosen (seeded) video of the list instead (train default);
-* ``"zeros"``    - return an all-zero clip with the row's own label and index (val/test default, so
+* ``"zeros"``    - return an all-zero clip (uint8 output: black) with the row's own label and index (val/test default, so
                    every row is scored once and the failure costs accuracy instead of hiding);
 * ``"raise"``    - raise ``VideoReadError`` naming the file.
 
@@ -27,13 +29,14 @@ before an item. val/test clips are the same every time.
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -96,6 +99,8 @@ class VideoClipDataset(Dataset):
         dense_sample: TSM dense sampling instead of segments (``dense`` is a deprecated alias).
         drop_short: drop rows with fewer than 3 frames in train/val (official); ``None`` = official.
         bad_input: "auto" (= "resample" in train, "zeros" otherwise), "resample", "zeros", "raise".
+        output: "float" (normalised, the default) or "uint8" (not normalised; see the module docstring).
+            A given ``transform`` is switched to it.
     """
 
     def __init__(self, records_or_list_file: str | Path | Sequence[VideoRecord], root: str | Path, *,
@@ -105,7 +110,7 @@ class VideoClipDataset(Dataset):
                  dense_sample: bool = False, test_crops: int = 1, full_res: bool = False, seed: int = 0,
                  bad_input: str = "auto", report_dir: str | Path | None = None, backend: str = "auto",
                  drop_short: bool | None = None, max_retries: int = 10, list_format: str = "auto",
-                 dense: bool | None = None) -> None:
+                 dense: bool | None = None, output: str = "float") -> None:
         if mode not in ("train", "val", "test"):
             raise ValueError(f"unknown mode {mode!r}; valid: train, val, test")
         if dense is not None:  # the old keyword
@@ -131,8 +136,9 @@ class VideoClipDataset(Dataset):
         self.num_segments, self.new_length, self.mode, self.source = num_segments, new_length, mode, source
         self.image_tmpl, self.twice_sample, self.dense_sample = image_tmpl, twice_sample, dense_sample
         self.seed, self.backend, self.max_retries = seed, backend, max_retries
-        self.transform = transform or build_transform(mode, input_size=input_size, scale_size=scale_size,
-                                                      flip=flip, test_crops=test_crops, full_res=full_res)
+        self.transform = (replace(transform, output=output) if transform is not None else
+                          build_transform(mode, input_size=input_size, scale_size=scale_size, flip=flip,
+                                          test_crops=test_crops, full_res=full_res, output=output))
         self.policy = ({"train": "resample"}.get(mode, "zeros") if bad_input == "auto" else bad_input)
         self.report_dir = Path(report_dir) if report_dir else Path(tempfile.mkdtemp(prefix="pan_bad_inputs_"))
         self.report_dir.mkdir(parents=True, exist_ok=True)
@@ -151,6 +157,18 @@ class VideoClipDataset(Dataset):
     def set_clip_seed(self, seed: int) -> None:
         """Seed the NEXT item's randomness in this process (for wrappers that seed per item)."""
         self._clip_seed = int(seed)
+
+    @property
+    def output(self) -> str:
+        """"float" (normalised clips) or "uint8" (0..255, normalised later by the engine)."""
+        return self.transform.output
+
+    def with_output(self, output: str) -> "VideoClipDataset":
+        """A copy of this dataset (same rows, report folder and seed) whose clips are `output`."""
+        other = copy.copy(self)
+        other.transform = replace(self.transform, output=output)
+        other._frame_counts = self._frame_counts
+        return other
 
     @property
     def labels(self) -> list[int]:
@@ -183,7 +201,7 @@ class VideoClipDataset(Dataset):
             if self.policy == "raise":
                 raise exc if isinstance(exc, VideoReadError) else VideoReadError(f"{self.path_of(index)}: {exc}") from exc
             if self.policy == "zeros" or len(self) < 2:
-                return torch.zeros(self.clip_shape), record.label, index
+                return self._zeros(), record.label, index
         for attempt in range(1, self.max_retries + 1):  # resample
             other = int(rng.integers(len(self)))
             if other == index:
@@ -193,7 +211,7 @@ class VideoClipDataset(Dataset):
             except Exception as exc:  # noqa: BLE001
                 self._report(other, exc, attempt=attempt)
         log.error("no readable replacement after %d tries; returning zeros for row %d", self.max_retries, index)
-        return torch.zeros(self.clip_shape), record.label, index
+        return self._zeros(), record.label, index
 
     def collect_bad_inputs(self) -> BadInputReport:
         """Events written since the last call (from every worker); they are removed once read."""
@@ -212,6 +230,9 @@ class VideoClipDataset(Dataset):
         return BadInputReport(events)
 
     # ------------------------------------------------------------------ internals
+    def _zeros(self) -> torch.Tensor:
+        return torch.zeros(self.clip_shape, dtype=torch.uint8 if self.output == "uint8" else torch.float32)
+
     def _rng(self, index: int) -> np.random.Generator:
         if self.mode != "train":
             return np.random.default_rng([self.seed, index])

@@ -2,12 +2,17 @@
 parameters to every frame of a clip (PA frames included), then ImageNet normalisation.
 
 Frames come in as ``uint8`` arrays ``[F, H, W, 3]`` (RGB, F = T*m frames, segment-major) and leave as
-a float32 tensor ``[V*F*3, S, S]`` (V = number of test views, 1 for train/val)::
+a float32 tensor ``[V*F*3, S, S]`` (V = number of test views, 1 for train/val), or, with
+``output="uint8"``, as the same clip in uint8 before normalisation (what the engine moves to the
+device: a quarter of the bytes; it normalises there with ``normalize_clip`` and the modality's
+stats from ``CLIP_STATS``)::
 
     train:  GroupMultiScaleCrop(S, scales 1/.875/.75/.66, 13 fixed offsets) -> [flip] -> normalise
     val:    GroupScale(scale_size) (short side) -> GroupCenterCrop(S) -> normalise
     test:   like val (1 crop), GroupFullResSample (3 crops) or GroupOverSample (5 / 10 crops)
 
+Frames stay uint8 through crops and flips; only a resize works in float (and a uint8 output is
+rounded back), so the float output is the same with either output kind up to that rounding.
 Resizing is bilinear with antialiasing (``torch.nn.functional.interpolate(antialias=True)``, which
 follows PIL's bilinear filter used by the official code). Random choices come from a
 ``numpy.random.Generator`` so a clip is reproducible under a seed.
@@ -24,22 +29,34 @@ import torch.nn.functional as F
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
+# Per-channel (mean, std) of each modality's input, in 0..1 units of a uint8 pixel (/255): the one table
+# the datasets' float output and the engine's on-device normalisation (normalize_clip) read.
+CLIP_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    modality: (IMAGENET_MEAN, IMAGENET_STD) for modality in ("TSN", "TSM", "RGB", "PA", "Lite")
+}
+OUTPUTS = ("float", "uint8")
+
 OFFICIAL_SCALES: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
 
 
-def to_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 ``[F, H, W, 3]`` -> float32 ``[F, 3, H, W]`` in 0..255."""
+def to_tensor(frames: np.ndarray | torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 ``[F, H, W, 3]`` -> ``[F, 3, H, W]`` in 0..255 (float32, or kept uint8 with ``dtype=torch.uint8``)."""
     x = torch.as_tensor(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
     if x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"expected frames [F, H, W, 3], got {tuple(x.shape)}")
-    return x.permute(0, 3, 1, 2).float()  # (F, H, W, 3) -> (F, 3, H, W)
+    return x.permute(0, 3, 1, 2).to(dtype)  # (F, H, W, 3) -> (F, 3, H, W)
 
 
 def resize(x: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """Bilinear (antialiased) resize of ``[F, 3, H, W]`` to ``[F, 3, height, width]``."""
+    """Bilinear (antialiased) resize of ``[F, 3, H, W]`` to ``[F, 3, height, width]`` (float out)."""
     if x.shape[-1] == width and x.shape[-2] == height:
         return x
-    return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+    return F.interpolate(x.float(), size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """0..255 pixels -> uint8 (rounded, clamped); uint8 stays as it is."""
+    return x if x.dtype == torch.uint8 else x.round().clamp_(0, 255).to(torch.uint8)
 
 
 def scale_short_side(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -108,12 +125,43 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     return x[..., top:top + size, left:left + size]
 
 
-def normalize(x: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
-              std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
-    """0..255 ``[..., 3, H, W]`` -> ImageNet-normalised."""
-    m = torch.tensor(mean, dtype=x.dtype).view(3, 1, 1) * 255.0
-    s = torch.tensor(std, dtype=x.dtype).view(3, 1, 1) * 255.0
-    return (x - m) / s
+def _channel_stat(values: Sequence[float] | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Per-channel values as a ``[C, 1, 1]`` tensor of `like`'s dtype and device, in 0..255 units.
+
+    Pass a tensor already on the device in a hot loop: building one from a list there is a blocking
+    host-to-device copy."""
+    t = (values.to(device=like.device, dtype=like.dtype) if isinstance(values, torch.Tensor)
+         else torch.tensor(values, dtype=like.dtype, device=like.device))
+    return t.view(-1, 1, 1) * 255.0  # (C,) -> (C, 1, 1)
+
+
+def normalize(x: torch.Tensor, mean: Sequence[float] | torch.Tensor = IMAGENET_MEAN,
+              std: Sequence[float] | torch.Tensor = IMAGENET_STD) -> torch.Tensor:
+    """0..255 ``[..., C, H, W]`` (C = len(mean)) -> normalised: ``(x - 255 mean) / (255 std)`` (uint8 -> float32)."""
+    x = x if x.is_floating_point() else x.float()
+    return (x - _channel_stat(mean, x)) / _channel_stat(std, x)
+
+
+def clip_stats(modality: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) per channel of `modality`'s input (``CLIP_STATS``); unknown -> ValueError."""
+    if modality not in CLIP_STATS:
+        raise ValueError(f"no input statistics for modality {modality!r}; known: {', '.join(CLIP_STATS)}")
+    return CLIP_STATS[modality]
+
+
+def normalize_clip(clip_uint8: torch.Tensor, mean: Sequence[float] | torch.Tensor,
+                   std: Sequence[float] | torch.Tensor) -> torch.Tensor:
+    """uint8 clip(s) ``[..., F*C, H, W]`` (C = len(mean) channels per frame) -> normalised float32, on the
+    clip's own device (the engine calls it after the host-to-device copy).
+
+    The same arithmetic as the datasets' float output, so both give equal values for the same pixels.
+    """
+    c = len(mean)
+    *lead, channels, h, w = clip_uint8.shape
+    if channels % c:
+        raise ValueError(f"clip has {channels} channels, not a multiple of the {c} of the stats")
+    frames = clip_uint8.reshape(*lead, channels // c, c, h, w)  # (..., F*C, H, W) -> (..., F, C, H, W)
+    return normalize(frames, mean, std).reshape(*lead, channels, h, w)  # (..., F, C, H, W) -> (..., F*C, H, W)
 
 
 TEST_CROPS = (1, 3, 5, 10)
@@ -125,7 +173,7 @@ class ClipTransform:
 
     ``mode``: "train" (multi-scale crop + optional flip), "val" (scale + centre crop), "test"
     (``test_crops`` in 1, 3, 5, 10 as in ``test_models.py``; ``full_res`` makes crops
-    ``scale_size`` square).
+    ``scale_size`` square). ``output``: "float" (normalised) or "uint8" (0..255, not normalised).
     """
     mode: str = "train"
     input_size: int = 224
@@ -134,8 +182,11 @@ class ClipTransform:
     test_crops: int = 1
     full_res: bool = False
     scales: Sequence[float] = OFFICIAL_SCALES
+    output: str = "float"
 
     def __post_init__(self) -> None:
+        if self.output not in OUTPUTS:
+            raise ValueError(f"unknown output {self.output!r}; valid: {', '.join(OUTPUTS)}")
         if self.mode not in ("train", "val", "test"):
             raise ValueError(f"unknown transform mode {self.mode!r}; valid: train, val, test")
         if self.test_crops not in TEST_CROPS:
@@ -152,7 +203,7 @@ class ClipTransform:
 
     def __call__(self, frames: np.ndarray | torch.Tensor,
                  rng: np.random.Generator | None = None) -> torch.Tensor:
-        x = to_tensor(frames)  # (F, 3, H, W) float 0..255
+        x = to_tensor(frames, torch.uint8)  # (F, 3, H, W) uint8; a resize turns it to float
         if self.mode == "train":
             rng = rng if rng is not None else np.random.default_rng()
             x = self._crop(x, rng)
@@ -164,7 +215,8 @@ class ClipTransform:
             views = [center_crop(scale_short_side(x, self.scale_size), size)]
         else:
             views = self._multi_crop(scale_short_side(x, self.scale_size))
-        out = normalize(torch.stack(views))  # (V, F, 3, S, S)
+        out = torch.stack(views)  # (V, F, 3, S, S)
+        out = to_uint8(out) if self.output == "uint8" else normalize(out)
         return out.reshape(-1, *out.shape[-2:]).contiguous()  # (V, F, 3, S, S) -> (V*F*3, S, S)
 
     def _multi_crop(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -184,8 +236,9 @@ class ClipTransform:
 
 
 def build_transform(mode: str, *, input_size: int = 224, scale_size: int | None = None,
-                    flip: bool = True, test_crops: int = 1, full_res: bool = False) -> ClipTransform:
+                    flip: bool = True, test_crops: int = 1, full_res: bool = False,
+                    output: str = "float") -> ClipTransform:
     """The official pipeline for ``mode``; ``scale_size`` defaults to ``input_size * 256 // 224``."""
     scale = scale_size if scale_size is not None else input_size * 256 // 224
     return ClipTransform(mode=mode, input_size=input_size, scale_size=scale, flip=flip,
-                         test_crops=test_crops, full_res=full_res)
+                         test_crops=test_crops, full_res=full_res, output=output)
