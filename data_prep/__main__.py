@@ -5,7 +5,9 @@ Commands:
   sthv1, sthv2, kinetics400, ucf101, hmdb51, jester
                   read the annotation files of a download, match them to the videos / frame
                   folders, write list files + classes.txt + prepared.json into --out
+  folders         your own videos: DIR/<class>/<video> or DIR/<split>/<class>/<video> -> dataset NAME
   extract-frames  optional: decode the videos of a prepared folder into JPEG frame folders
+  decode          optional: decode the videos of a prepared folder once into small uint8 arrays
   check-videos    report unreadable, empty and truncated video files (never crashes)
   baseline        order-free baselines (single frame, bag of frames) vs an order-aware control
                   on a prepared embedded dataset -> results/data/embedded_baseline.{csv,md,json}
@@ -14,6 +16,7 @@ Examples:
   python -m data_prep embedded --out data/embedded
   python -m data_prep sthv2 --root /data/ssv2 --out data/sthv2
   python -m data_prep ucf101 --root /data/ucf101 --split 1 --out data/ucf101
+  python -m data_prep folders --root ~/my_videos --out data/mine --name mine
   python -m data_prep extract-frames data/sthv2 --workers 8
   python -m data_prep check-videos /data/ssv2/20bn-something-something-v2 --report bad.csv
 """
@@ -28,6 +31,7 @@ from pathlib import Path
 from data_prep.check import check_videos, write_report
 from data_prep.datasets import PREPARERS
 from data_prep.extract import extract_frames
+from data_prep.folders import prepare_folders
 from pan_lib.data.baseline import bag_of_frames_baseline
 from pan_lib.data.decoded import decode_videos
 from pan_lib.data.lists import AnnotationError
@@ -108,6 +112,43 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--class-list", type=Path, default=None,
                            help="class order file (e.g. TSN class_list.txt); default: Python-sorted names")
 
+    p = sub.add_parser("folders", help="your own videos, one folder per class",
+                       description="Prepare your own videos as dataset NAME: DIR/<class>/<video> (a seeded, "
+                                   "stratified train/val[/test] split) or DIR/<split>/<class>/<video> (train/, "
+                                   "val/, test/ used as they are; a missing val/test is split from train). Then "
+                                   "train with TrainConfig(dataset=NAME, data_root=OUT). Long or large videos: "
+                                   "run `decode` (small sets) or `extract-frames` (large ones) once afterwards.")
+    p.add_argument("--root", type=Path, required=True, help="DIR: class folders, or train/ val/ test/ folders")
+    p.add_argument("--out", type=Path, required=True, help="where lists, classes.txt and prepared.json go")
+    p.add_argument("--name", required=True, help="the dataset name to train with (not one of the known datasets)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="per class, when there is no val/ folder")
+    p.add_argument("--test-fraction", type=float, default=0.0, help="per class, when there is no test/ folder")
+    p.add_argument("--seed", type=int, default=0, help="seed of the stratified split")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
+                   help="horizontal flip in training (--no-flip when left/right tells classes apart)")
+    p.add_argument("--count-frames", action=argparse.BooleanOptionalAction, default=True,
+                   help="count frames now (default) or leave -1 and count at load time")
+    p.add_argument("--workers", type=int, default=None, help="processes for counting frames")
+    p.add_argument("--progress", default="auto", choices=["auto", "text", "off"])
+
+    p = sub.add_parser("extract-frames", help="decode videos of a prepared folder into JPEG folders",
+                       description="Extract frames of a prepared dataset (resumable, bounded pool); writes "
+                                   "{split}_frames.txt, extraction.json and extraction_videos.tsv.")
+    p.add_argument("prepared", type=Path, help="a folder written by `python -m data_prep <dataset>`")
+    p.add_argument("--frames-dir", type=Path, default=None, help="default: <prepared>/frames")
+    p.add_argument("--scale", type=int, default=None, help="short side in px (default: the official value; 0 keeps)")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality")
+    _add_pool_args(p)
+
+    p = sub.add_parser("decode", help="decode the videos of a prepared folder once into uint8 arrays",
+                       description="Decode every listed video into <prepared>/decoded_s<S>/<path>.npy (uint8 "
+                                   "[F, H, W, 3], short side S); loaders then read clips as array slices "
+                                   "(source 'decoded', chosen automatically). Resumable; undecodable videos "
+                                   "are listed in decode_failures.txt. Meant for small datasets (embedded).")
+    p.add_argument("prepared", type=Path, help="a folder written by `python -m data_prep <dataset>`")
+    p.add_argument("--short-side", type=int, default=56, help="short side in px (0 keeps the video size)")
+    _add_pool_args(p)
+
     p = sub.add_parser("extract-frames", help="decode videos of a prepared folder into JPEG folders",
                        description="Extract frames of a prepared dataset (resumable, bounded pool); writes "
                                    "{split}_frames.txt, extraction.json and extraction_videos.tsv.")
@@ -161,6 +202,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"embedded dataset ready in {prepared.root} ({prepared.num_classes} classes, "
                   f"fingerprint {prepared.fingerprint})")
             return 0
+        if cmd == "folders":
+            manifest = json.loads(prepare_folders(
+                args.root, args.out, name=args.name, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+                seed=args.seed, flip=args.flip, count_frames=args.count_frames, workers=args.workers,
+                progress=args.progress).read_text())
+            print(f"{args.name} prepared in {args.out}: {manifest['num_classes']} classes, {manifest['counts']}")
+            print(f"train with: python -m pan_lib.train --recipe {args.name}/Lite --set data_root={args.out}")
+            return 0
+        if cmd == "extract-frames":
+            summary = extract_frames(args.prepared, frames_dir=args.frames_dir, scale=args.scale,
+                                     quality=args.quality, workers=args.workers, splits=args.splits,
+                                     progress=args.progress)
+            print(json.dumps({k: v for k, v in summary.items() if k != "tools"}, indent=1))
+            return 1 if summary["failed"] else 0
+        if cmd == "decode":
+            summary = decode_videos(args.prepared, short_side=args.short_side, workers=args.workers,
+                                    splits=args.splits, progress=args.progress)
+            print(json.dumps({k: v for k, v in summary.items() if k != "tools"}, indent=1))
+            return 1 if summary["failed"] else 0
         if cmd == "extract-frames":
             summary = extract_frames(args.prepared, frames_dir=args.frames_dir, scale=args.scale,
                                      quality=args.quality, workers=args.workers, splits=args.splits,

@@ -8,6 +8,12 @@ A prepared folder (``python -m data_prep <name> --out OUT``) holds ``prepared.js
 
 ``find_prepared(name, data_root)`` -> ``PreparedDataset`` (list files, label map, source, fingerprint),
 or ``DatasetNotPreparedError`` whose message is the exact ``python -m data_prep ...`` command.
+
+A folder may lack a split on purpose: an evaluation-only download (SSv2 without the train JSON,
+Kinetics with only the val CSV) is prepared without a train list, and the manifest's
+``absent_splits`` says why (``list_for("train")`` raises ``DatasetNotPreparedError`` with that text).
+A custom dataset (own videos, ``data_prep folders``) carries its ``DatasetInfo`` fields under
+``custom`` (``pan_lib.data.catalog``).
 """
 from __future__ import annotations
 
@@ -17,13 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from pan_lib.data.catalog import DatasetInfo, default_data_root, get_dataset_info, prepare_command
+from pan_lib.data.catalog import (CUSTOM_KEY, MANIFEST, DatasetInfo, default_data_root, get_dataset_info,
+                                  prepare_command)
 from pan_lib.data.lists import VideoRecord, read_classes, write_classes, write_list_file
 from pan_lib.provenance import fingerprint_files, provenance
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "prepared.json"
 CLASSES_FILE = "classes.txt"
 SPLITS = ("train", "val", "test")
 SOURCES = ("decoded", "frames", "video")
@@ -63,13 +69,16 @@ class PreparedDataset:
 
     @property
     def info(self) -> DatasetInfo:
-        return get_dataset_info(self.name)
+        return get_dataset_info(self.name, self.root)
 
     def list_for(self, split: str) -> Path:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
         path = {"train": self.train_list, "val": self.val_list, "test": self.test_list}[split]
         if path is None:
+            why = (self.manifest.get("absent_splits") or {}).get(split)
+            if why:
+                raise DatasetNotPreparedError(f"{self.name} ({self.root}) has no {split} list: {why}")
             raise FileNotFoundError(f"{self.name} ({self.root}) has no {split} list")
         return path
 
@@ -88,7 +97,7 @@ def find_prepared(name: str, data_root: str | Path | None = None, source: str = 
     ``source``: "auto" (decoded arrays when ``data_prep decode`` ran, else frames when extracted,
     else videos), "decoded", "frames" or "video".
     """
-    info = get_dataset_info(name)
+    info = get_dataset_info(name, data_root)
     if source not in ("auto",) + SOURCES:
         raise ValueError(f"unknown source {source!r}; valid: auto, {', '.join(SOURCES)}")
     root = Path(data_root) if data_root is not None else default_data_root(name)
@@ -134,10 +143,16 @@ def find_prepared(name: str, data_root: str | Path | None = None, source: str = 
 def write_prepared(out: Path, name: str, *, classes: Sequence[str], lists: dict[str, dict[str, list[VideoRecord]]],
                    video_root: Path | None, frames_root: Path | None, image_tmpl: str | None = None,
                    missing: dict[str, list[str]] | None = None, options: dict[str, Any] | None = None,
-                   source_files: Sequence[Path] = ()) -> Path:
-    """Write list files, ``classes.txt`` and the manifest; returns the manifest path."""
+                   source_files: Sequence[Path] = (), absent_splits: dict[str, str] | None = None,
+                   custom: dict[str, Any] | None = None) -> Path:
+    """Write list files, ``classes.txt`` and the manifest; returns the manifest path.
+
+    ``absent_splits``: {split: why it has no list} (e.g. an evaluation-only download has no train
+    list); ``custom``: the ``DatasetInfo`` fields of a custom dataset (``flip``, ``image_tmpl``,
+    ``frame_scale``, ``description``, ``prepare_args``), which then need not be in the catalog.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    info = get_dataset_info(name)
+    image_tmpl = image_tmpl or (custom["image_tmpl"] if custom else get_dataset_info(name).image_tmpl)
     written: list[Path] = [write_classes(out / CLASSES_FILE, classes)]
     manifest_lists: dict[str, dict[str, str]] = {}
     counts: dict[str, Any] = {}
@@ -162,7 +177,7 @@ def write_prepared(out: Path, name: str, *, classes: Sequence[str], lists: dict[
     fingerprint = fingerprint_files(written)
     manifest = {
         "name": name, "format_version": FORMAT_VERSION, "num_classes": len(classes),
-        "classes_file": CLASSES_FILE, "image_tmpl": image_tmpl or info.image_tmpl,
+        "classes_file": CLASSES_FILE, "image_tmpl": image_tmpl,
         "video_root": portable_path(video_root, out), "frames_root": portable_path(frames_root, out),
         "lists": manifest_lists, "counts": counts, "options": dict(options or {}),
         "source_files": {p.name: str(Path(p).resolve()) for p in source_files},
@@ -170,6 +185,12 @@ def write_prepared(out: Path, name: str, *, classes: Sequence[str], lists: dict[
         "fingerprint": fingerprint,
         "provenance": provenance(config=options, data_fingerprint=fingerprint),
     }
+    if absent_splits:
+        manifest["absent_splits"] = dict(absent_splits)
+        for split, why in absent_splits.items():
+            log.warning("%s: no %s list -- %s", name, split, why)
+    if custom:
+        manifest[CUSTOM_KEY] = dict(custom)
     path = out / MANIFEST
     _write_manifest(path, manifest)
     log.info("prepared %s in %s: %s", name, out, counts)

@@ -50,7 +50,7 @@ def get_prepared(name: str, data_root: str | Path | None = None, *, source: str 
     preparation command, as does a prepared folder that lacks the requested ``source`` ("auto" |
     "decoded" | "frames" | "video"). An unknown name raises ``ValueError`` listing the valid ones.
     """
-    get_dataset_info(name)
+    get_dataset_info(name, data_root)
     if name == "embedded" and size not in SIZES:
         raise ValueError(f"unknown size {size!r}; valid: {', '.join(SIZES)}")
     if data_root in (None, ""):

@@ -18,6 +18,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import torch
+
+from pan_lib.data.catalog import DATASETS
 from pan_lib.models import MODALITIES
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,13 @@ _EMBEDDED_COMMON: dict[str, Any] = dict(
 )
 _EMBEDDED_MODALITY: dict[str, dict[str, Any]] = {m: {} for m in MODALITIES}
 
+# Own videos (`python -m data_prep folders --name NAME`, any name not in the catalog): no official
+# script exists, so the machine decides. Without CUDA: the embedded CPU recipe (resnet_tiny from scratch,
+# AdamW) at 112 px on frames decoded at a 128 px short side (`python -m data_prep decode OUT --short-side
+# 128`); with CUDA: the official sthv recipe for the modality (ResNet-50, ImageNet init, SGD), with the
+# warning below. `--set` / overrides change either.
+_CUSTOM_CPU: dict[str, Any] = dict(_EMBEDDED_COMMON, input_size=112, scale_size=128)
+
 RECIPE_SOURCES = {
     **{(d, m): f"official PAN script scripts/train/{d}/{s}" for d in OFFICIAL_DATASETS
        for m, s in (("Lite", "Lite.sh"), ("RGB", "Full_RGB.sh"), ("PA", "Full_PA.sh"))},
@@ -83,6 +93,10 @@ def get_recipe(dataset: str, modality: str) -> dict[str, Any]:
         raise ValueError(f"unknown modality {modality!r}; valid: {', '.join(MODALITIES)}")
     if dataset == "embedded":
         return {**_EMBEDDED_COMMON, **_EMBEDDED_MODALITY[modality], "modality": modality}
+    if dataset not in DATASETS and not torch.cuda.is_available():
+        log.info("dataset %r is not in the catalog (own videos) and there is no GPU: the small CPU recipe "
+                 "(resnet_tiny from scratch, %d px)", dataset, _CUSTOM_CPU["input_size"])
+        return {**_CUSTOM_CPU, "dataset": dataset, "modality": modality}
     values = {**_OFFICIAL_COMMON, **_OFFICIAL_MODALITY[modality], "dataset": dataset, "modality": modality}
     if dataset not in OFFICIAL_DATASETS:
         log.warning("no official PAN script for dataset %r; using the sthv1/sthv2 %s recipe "
