@@ -116,11 +116,13 @@ def figure_to_png(fig, dpi: int = 80, close: bool = True) -> bytes:
 
 
 def speed_figure(rows: Sequence[dict], *, title: str = "Frame pairs per second (log scale)"):
-    """Horizontal bar chart of a motion_cues speed table (rows with 'method' and 'pairs_per_s')."""
+    """Horizontal bar chart of a motion_cues speed table (rows with 'method' and 'pairs_per_s'); with
+    several contents (a 'content' column), each bar is labelled "method [content]"."""
     import matplotlib.pyplot as plt
 
     rows = [r for r in rows if r.get("pairs_per_s") not in (None, "", "nan")]
-    names = [str(r["method"]) for r in rows]
+    several = len({str(r.get("content", "")) for r in rows}) > 1
+    names = [str(r["method"]) + (f" [{r['content']}]" if several else "") for r in rows]
     speeds = [float(r["pairs_per_s"]) for r in rows]
     fig, ax = plt.subplots(figsize=(7, 0.32 * len(rows) + 1.0), layout="constrained")
     colours = ["tab:orange" if str(r.get("kind")) == "PA" else "tab:blue" for r in rows]
