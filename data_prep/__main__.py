@@ -262,8 +262,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1 if bad else 0
         kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "log_level", "root", "out")}
         manifest = PREPARERS[cmd](args.root, args.out, **kwargs)
-        counts = json.loads(Path(manifest).read_text())["counts"]
-        print(f"{cmd} prepared in {args.out}: {counts}")
+        written = json.loads(Path(manifest).read_text())
+        print(f"{cmd} prepared in {args.out}: {written['counts']}")
+        for split, why in (written.get("absent_splits") or {}).items():
+            print(f"no {split} list: {why}")
         return 0
     except (AnnotationError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -10,6 +10,9 @@ folders on disk and writes into ``out``::
     {train,val,test}_frames.txt   <frame folder relative to frames_root> <num_frames> <label>  (frame datasets)
     missing_<split>.txt    annotated videos not found on disk (left out of the lists)
 
+An evaluation-only download (SSv2 labels + validation (+ test) JSON; Kinetics val (+ test) CSV) is
+prepared without a train list; the manifest's ``absent_splits`` says that training needs the train file.
+
 ``num_frames`` of a video is counted at preparation (decord's index, parallel) unless
 ``count_frames=False`` (then ``-1``: counted when first loaded). Frame folders count only files that
 match the frame template (a stray ``DONE`` file does not inflate the count).
@@ -20,6 +23,7 @@ the folder format in ``pan_lib.data.prepared``.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -29,6 +33,8 @@ from pan_lib.data import parsers as P
 from pan_lib.data.catalog import get_dataset_info
 from pan_lib.data.lists import VideoRecord
 from pan_lib.data.prepared import write_prepared
+
+log = logging.getLogger(__name__)
 from pan_lib.data.preparation import find_dir, find_file, index_videos, prepare_sthv2, video_records
 
 
@@ -85,6 +91,49 @@ def prepare_jester(root: str | Path, out: str | Path, *, frames: str | Path | No
                                       Path(frames) if frames else None, label_order)
 
 
+def training_needs(what: str, root: Path, out: Path, command: str) -> str:
+    """Why an evaluation-only download has no train list, and how to add one."""
+    return (f"evaluation-only download: training needs the {what}, which is not under {root}; add it and "
+            f"re-run `python -m data_prep {command} --root {root} --out {out}` (val/test lists are ready)")
+
+
+# ----------------------------------------------------------------------------- SSv2 (downloads)
+SSV2_TRAIN_PATTERNS = ["something-something-v2-train.json", "*train*.json"]
+
+
+def prepare_sthv2_download(root: str | Path, out: str | Path, *, videos: str | Path | None = None,
+                           count_frames: bool = True, workers: int | None = None, progress: str = "auto",
+                           test_answers: str | Path | None = None) -> Path:
+    """SSv2 from its download (``pan_lib.data.preparation.prepare_sthv2``). Without the train JSON --
+    the labels + validation (+ test) JSON, what evaluating the official checkpoints needs -- the
+    val/test lists are prepared and the manifest says that training needs the train JSON."""
+    root, out = Path(root), Path(out)
+    if find_file(root, SSV2_TRAIN_PATTERNS, "SSv2 train JSON", required=False) is not None:
+        return prepare_sthv2(root, out, videos=videos, count_frames=count_frames, workers=workers,
+                             progress=progress, test_answers=test_answers)
+    labels_f = find_file(root, ["something-something-v2-labels.json", "*labels.json"], "SSv2 labels JSON")
+    val_f = find_file(root, ["something-something-v2-validation.json", "*validation*.json"], "SSv2 validation JSON")
+    test_f = find_file(root, ["something-something-v2-test.json", "*test.json"], "SSv2 test JSON", required=False)
+    answers_f = Path(test_answers) if test_answers else find_file(root, ["test-answers.csv", "*test-answers*.csv"],
+                                                                   "test answers", required=False)
+    classes = P.parse_sthv2_labels(labels_f)
+    video_root = Path(videos) if videos else find_dir(root, ["20bn-something-something-v2", "videos"], "video folder")
+    index = index_videos(video_root)
+    answers = {vid: lab for vid, lab in P.parse_id_label_csv(answers_f, classes)} if answers_f else {}
+    lists, missing = {}, {}
+    for split, f, labels in (("val", val_f, classes), ("test", test_f, None)):
+        if f is None:
+            continue
+        entries = [(e.id, e.label if labels else answers.get(e.id, -1)) for e in P.parse_sthv2_entries(f, labels)]
+        lists[split], missing[split] = video_records(entries, index, video_root, count_frames, workers, progress)
+    absent = {"train": training_needs("SSv2 train JSON (something-something-v2-train.json)", root, out, "sthv2")}
+    return write_prepared(out, "sthv2", classes=classes, lists={"video": lists}, video_root=video_root,
+                          frames_root=None, missing=missing,
+                          options={"count_frames": count_frames, "label_order": "labels.json index",
+                                   "evaluation_only": True},
+                          source_files=[f for f in (labels_f, val_f, test_f, answers_f) if f], absent_splits=absent)
+
+
 # ----------------------------------------------------------------------------- Kinetics-400
 def prepare_kinetics400(root: str | Path, out: str | Path, *, videos: str | Path | None = None,
                         label_order: str = "sorted", label_map: str | Path | None = None,
@@ -94,19 +143,28 @@ def prepare_kinetics400(root: str | Path, out: str | Path, *, videos: str | Path
     labels ("sorted" = mmaction2 ``label_map_k400.txt``) or "pan" (sorted after PAN's name
     normalisation, which swaps the two skiing classes)."""
     root, out = Path(root), Path(out)
-    train_f = find_file(root, ["kinetics*train*.csv", "*train*.csv"], "Kinetics train CSV")
+    train_f = find_file(root, ["kinetics*train*.csv", "*train*.csv"], "Kinetics train CSV", required=False)
     val_f = find_file(root, ["kinetics*val*.csv", "*val*.csv"], "Kinetics val CSV")
     test_f = find_file(root, ["kinetics*test*.csv", "*test*.csv"], "Kinetics test CSV", required=False)
-    train_rows, val_rows = P.parse_kinetics_csv(train_f), P.parse_kinetics_csv(val_f)
+    train_rows = P.parse_kinetics_csv(train_f) if train_f else None
+    val_rows = P.parse_kinetics_csv(val_f)
     for f, rows in ((train_f, train_rows), (val_f, val_rows)):
         if rows and rows[0].label is None:
             raise P.AnnotationError(f, 1, "train/val CSV needs a 'label' column")
+    absent = {}
+    if train_rows is None:  # evaluation only: the val (+ test) CSV of the download
+        absent["train"] = training_needs("Kinetics train CSV (kinetics_train.csv)", root, out, "kinetics400")
+        if not label_map:
+            log.warning("no train CSV: classes are the %d labels of %s (the official 400 when the val CSV is "
+                        "complete; --label-map fixes the order otherwise)", len({r.label for r in val_rows}),
+                        val_f.name)
+    named = {r.label for r in (train_rows if train_rows is not None else val_rows)}
     if label_map:
         classes = [c for c in Path(label_map).read_text(encoding="utf-8").splitlines() if c.strip()]
     elif label_order == "pan":
-        classes = sorted({r.label for r in train_rows}, key=P.kinetics_pan_name)
+        classes = sorted(named, key=P.kinetics_pan_name)
     elif label_order == "sorted":
-        classes = sorted({r.label for r in train_rows})
+        classes = sorted(named)
     else:
         raise ValueError(f"unknown label order {label_order!r}; valid: sorted, pan")
     cls_index = {c: i for i, c in enumerate(classes)}
@@ -131,8 +189,8 @@ def prepare_kinetics400(root: str | Path, out: str | Path, *, videos: str | Path
     return write_prepared(out, "kinetics400", classes=classes, lists={"video": lists}, video_root=video_root,
                           frames_root=None, missing=missing,
                           options={"label_order": "label_map" if label_map else label_order,
-                                   "count_frames": count_frames},
-                          source_files=[f for f in (train_f, val_f, test_f, label_map) if f])
+                                   "count_frames": count_frames, "evaluation_only": bool(absent)},
+                          source_files=[f for f in (train_f, val_f, test_f, label_map) if f], absent_splits=absent)
 
 
 # ----------------------------------------------------------------------------- UCF101
@@ -194,5 +252,5 @@ def prepare_hmdb51(root: str | Path, out: str | Path, *, split: int = 1, videos:
 
 
 # the embedded dataset is generated and prepared by pan_lib.data.registry.prepare_embedded
-PREPARERS = {"sthv1": prepare_sthv1, "sthv2": prepare_sthv2, "kinetics400": prepare_kinetics400,
+PREPARERS = {"sthv1": prepare_sthv1, "sthv2": prepare_sthv2_download, "kinetics400": prepare_kinetics400,
              "ucf101": prepare_ucf101, "hmdb51": prepare_hmdb51, "jester": prepare_jester}
