@@ -12,6 +12,7 @@ import importlib.metadata as _md
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,13 +24,20 @@ PACKAGES = ("torch", "torchvision", "numpy", "decord", "av", "opencv-contrib-pyt
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+# Generated outputs: a run that rewrites them (results/, the README's generated tables) does not make
+# the code it runs "dirty" -- otherwise every record after the first table a run writes would say so.
+GENERATED_PATHS = ("results", "README.md")
+
+
 def git_sha(repo: Path | str = REPO_ROOT) -> str:
-    """The current commit (with '-dirty' when the work tree has uncommitted changes), or 'unknown'."""
+    """The current commit (with '-dirty' when tracked files other than the generated outputs
+    `GENERATED_PATHS` have uncommitted changes), or 'unknown'."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
                              text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        excluded = [f":(exclude){p}" for p in GENERATED_PATHS]
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded],
+                               cwd=repo, capture_output=True, text=True, timeout=10).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -134,3 +142,76 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
     return str(value)
+
+
+# ----------------------------------------------------------------------------- portable paths
+ABSOLUTE_PATH_RE = re.compile(r"(?<![\w.:~<>/-])/(?:[\w.+-]+/)+[\w.+-]*")
+
+
+def path_anchors(**named: str | os.PathLike | Iterable[str | os.PathLike] | None) -> dict[str, str]:
+    """Absolute folders -> the label that replaces them in committed files, longest first.
+
+    Named folders (`results=out_dir`, `data_root=[...]`) become `<name>`; the repository becomes a
+    path relative to it, the Python installation `<python>`, the home folder `~`. Folders inside the
+    repository are written relative to it whatever their name.
+    """
+    anchors: dict[str, str] = {}
+    for name, folders in named.items():
+        for folder in [folders] if isinstance(folders, (str, os.PathLike)) else (folders or []):
+            if folder and Path(folder).expanduser().is_absolute():
+                anchors[str(Path(folder).expanduser().resolve())] = f"<{name}>"
+    repo = str(REPO_ROOT)
+    anchors = {k: v for k, v in anchors.items() if not (k == repo or k.startswith(repo + os.sep))}
+    anchors[repo] = ""
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}:
+        if not (prefix == repo or prefix.startswith(repo + os.sep)):
+            anchors.setdefault(str(Path(prefix).resolve()), "<python>")
+    anchors.setdefault(str(Path.home()), "~")
+    return dict(sorted(anchors.items(), key=lambda kv: -len(kv[0])))
+
+
+def portable_text(text: str, anchors: Mapping[str, str]) -> str:
+    """`text` with every anchored absolute folder replaced by its label (`path_anchors`):
+    '/repo/results/runs/x' -> 'results/runs/x', '/repo' -> '.', '/tmp/out/x' -> '<results>/x'."""
+    for folder, label in anchors.items():
+        if folder not in text:
+            continue
+        text = text.replace(folder + "/", f"{label}/" if label else "")
+        text = re.sub(re.escape(folder) + r"(?![\w.+-])", label or ".", text)
+    return text
+
+
+def portable(value: Any, anchors: Mapping[str, str]) -> Any:
+    """`portable_text` applied to every string inside a JSON-like value (dicts, lists, strings)."""
+    if isinstance(value, str):
+        return portable_text(value, anchors)
+    if isinstance(value, Mapping):
+        return {k: portable(v, anchors) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(v, anchors) for v in value]
+    return value
+
+
+def absolute_paths(text: str) -> list[str]:
+    """Absolute POSIX paths of two or more components found in `text` (what committed files must not hold)."""
+    return ABSOLUTE_PATH_RE.findall(text)
+
+
+# ----------------------------------------------------------------------------- figures
+def save_figure(fig, path: Path | str, *, footer: str | None = None, metadata: Mapping[str, str] | None = None,
+                dpi: int = 110, close: bool = False) -> Path:
+    """Save a matplotlib figure as PNG with its provenance: the git sha (and `metadata`) in the PNG's
+    text chunks, and `footer` stamped in small print at the bottom when given. The one figure saver
+    of the project (result tables and notebook figures)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"Source": f"PAN workbook, git {git_sha()}", **dict(metadata or {})}
+    if footer:
+        fig.text(0.01, 0.005, footer, fontsize=6, color="0.4")
+        fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=dpi, metadata=meta)
+    if close:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return path

@@ -2,13 +2,21 @@
 
 ::
 
-    <run_root>/**/record.json ──► load_results() ──► [ResultRow]   (one per model × seed × dataset)
-                                                        │
-                       aggregate(): mean ± spread over seeds per (dataset, model, backbone)
-                                                        │
-            ┌───────────────────────────────────────────┼──────────────────────────────┐
-    embedded_table()  -> tables/embedded.{csv,md,json}   real_datasets_table()   plot_embedded()
-    TSN, TSM, PAN_Lite, PAN_Full, PAN_En                 paper beside ours       figures/*.png
+    <run_root>/**/record.json ──► collect_records() ──► <out>/records/**/record.json  (committed copies,
+                                                         │                          portable paths)
+                                                  load_results() ──► [ResultRow]  (model × seed × split × protocol)
+                                                         │
+                       aggregate(): mean and 95 % t-interval over seeds per (dataset, model, protocol, split)
+                                                         │
+        ┌──────────────────────┬─────────────────────────┼──────────────────────┬─────────────────────┐
+    embedded_rows()      ordering_report()         steps_report()          findings()        plot_embedded()
+    7 models, intervals  paper's claims, paired    what each step adds,   sentences from    figures/*.png
+                         per-seed differences      paired differences     the two reports
+
+Every claim is judged by the 95 % interval of the **paired** per-seed difference (same seed, same
+data order): "holds" when it excludes 0, "reversed" when it excludes 0 the other way, "not shown"
+otherwise (scipy's t interval; `mean_interval`). The embedded tables report the held-out **test**
+split (choices were made on val); real datasets report val, as the paper does (`reported_split`).
 
 The paper's numbers (`PAPER_RESULTS`) are reference data transcribed from the official code's README
 (see `PAPER_SOURCE`); every other number comes from a `record.json` written by `pan_lib.engine`.
@@ -20,20 +28,38 @@ import json
 import logging
 import math
 import os
+import shutil
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from pan_lib.engine.records import SCHEMA, find_records
+from pan_lib.engine.records import RECORD_FILE, SCHEMA, find_records
 from pan_lib.ensemble import model_name
-from pan_lib.provenance import provenance, write_table
+from pan_lib.provenance import path_anchors, portable, provenance, save_figure, write_table
 
 log = logging.getLogger(__name__)
 
-# Row order of the embedded table and the names used everywhere in results/.
-EMBEDDED_MODELS: tuple[str, ...] = ("TSN", "TSM", "PAN_Lite", "PAN_Full", "PAN_En")
+# Row order of the embedded tables: each model adds one idea to one before it (MODEL_ROLES).
+EMBEDDED_MODELS: tuple[str, ...] = ("TSN", "TSM", "PAN_RGB", "PAN_PA", "PAN_Lite", "PAN_Full", "PAN_En")
+# The models the paper reports (rows of the real-datasets table).
+PAPER_MODELS: tuple[str, ...] = ("TSN", "TSM", "PAN_Lite", "PAN_Full", "PAN_En")
+MODEL_ROLES: dict[str, str] = {
+    "TSN": "2D CNN per segment, segment logits averaged",
+    "TSM": "TSN + temporal shift",
+    "PAN_RGB": "TSM + VAP head (PAN's RGB stream, no PA)",
+    "PAN_PA": "PA maps instead of RGB + VAP (PAN's PA stream)",
+    "PAN_Lite": "RGB ++ PA in one 6-channel stem + VAP",
+    "PAN_Full": "mean logits of PAN_RGB and PAN_PA",
+    "PAN_En": "mean logits of PAN_Lite, PAN_RGB, PAN_PA; 2 clips, full resolution",
+}
 NOT_RUN = "not run"
+CONFIDENCE = 0.95
+RECORDS_FOLDER = "records"          # <out>/records: the committed copies of the records the tables read
+
+# Protocol kinds (`protocol_kind`): the single-model protocol and PAN_En's.
+SINGLE_VIEW = "1clip"               # 1 clip × 1 centre crop at the training input size
+EN_PROTOCOL = "2clip-fullres"       # 2 clips (twice_sample) × 1 crop at full resolution
 
 PAPER_SOURCE = ("zhang-can/PAN-PyTorch README + pretrained/models_urls.md (commit 2d96513), "
                 "validation set; FLOPs are multiply-adds")
@@ -62,6 +88,15 @@ PAPER_RESULTS: tuple[PaperResult, ...] = (
 )
 
 
+def reported_split(dataset: str, split: str = "auto") -> str:
+    """The split the tables report: the embedded dataset's held-out test split (every choice was
+    made on val), the validation split elsewhere (the paper's tables; SSv1/SSv2 test labels are not
+    public). An explicit split is returned as is."""
+    if split != "auto":
+        return split
+    return "test" if dataset == "embedded" else "val"
+
+
 @dataclass
 class ResultRow:
     """One evaluated model (single network or ensemble) for one seed, as read from a record."""
@@ -80,12 +115,29 @@ class ResultRow:
     protocol: str = ""               # e.g. '1crop×2clip@72 full-res'
     canonical: bool = True           # the paper's protocol for this model
     num_videos: int | None = None
+    split: str = ""                  # the split evaluated: val | test (| train)
+    kind: str = ""                   # SINGLE_VIEW | EN_PROTOCOL | "other"
+    data_fingerprint: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean and its two-sided t interval (`low`/`high` None below 2 values)."""
+
+    n: int
+    mean: float
+    low: float | None
+    high: float | None
+
+    @property
+    def shown(self) -> bool:
+        return self.low is not None and self.high is not None
 
 
 @dataclass
 class Aggregate:
-    """Mean and spread over seeds of one (dataset, model, backbone)."""
+    """Mean and 95 % interval over seeds of one (dataset, model, backbone, protocol, split)."""
 
     dataset: str
     model: str
@@ -102,6 +154,13 @@ class Aggregate:
     sources: list[str]
     protocol: str = ""
     canonical: bool = True
+    split: str = ""
+    kind: str = ""
+    top1_ci: Interval | None = None
+    top5_ci: Interval | None = None
+    per_seed_top1: dict[Any, float] = field(default_factory=dict)
+    num_videos: int | None = None
+    data_fingerprints: list[str] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -116,12 +175,22 @@ def protocol_label(record: Mapping[str, Any]) -> str:
     return label + (" full-res" if p.get("full_res") else "")
 
 
+def protocol_kind(record: Mapping[str, Any]) -> str:
+    """SINGLE_VIEW (1 clip × 1 centre crop), EN_PROTOCOL (2 clips × 1 crop, full resolution) or 'other'."""
+    p = record.get("protocol") or {}
+    crops, clips, full_res = p.get("crops", 1), p.get("clips", 1), bool(p.get("full_res"))
+    if p.get("dense_sample") or crops != 1:
+        return "other"
+    if clips == 1 and not full_res:
+        return SINGLE_VIEW
+    if clips == 2 and full_res:
+        return EN_PROTOCOL
+    return "other"
+
+
 def is_canonical(model: str, record: Mapping[str, Any]) -> bool:
     """The paper's protocol for this model: PAN_En = 2 clips × 1 crop at full resolution, others 1 × 1."""
-    p = record.get("protocol") or {}
-    if model == "PAN_En":
-        return bool(p.get("full_res")) and p.get("clips", 1) == 2 and p.get("crops", 1) == 1
-    return not p.get("full_res") and p.get("clips", 1) == 1 and p.get("crops", 1) == 1
+    return protocol_kind(record) == (EN_PROTOCOL if model == "PAN_En" else SINGLE_VIEW)
 
 
 def row_from_record(record: Mapping[str, Any], source: str = "",
@@ -139,9 +208,11 @@ def row_from_record(record: Mapping[str, Any], source: str = "",
     if metrics.get("top1") is None or metrics.get("top5") is None:
         return None
     params = record.get("params")
+    data = record.get("data") or {}
+    model = str(record.get("model") or model_name(str(record.get("modality", "?"))))
     return ResultRow(
         dataset=str(record.get("dataset", "?")),
-        model=str(record.get("model") or model_name(str(record.get("modality", "?")))),
+        model=model,
         backbone=str(record.get("backbone", "?")),
         seed=record.get("seed"),
         top1=float(metrics["top1"]),
@@ -152,8 +223,11 @@ def row_from_record(record: Mapping[str, Any], source: str = "",
         clips_per_s=None if record.get("clips_per_s") is None else float(record["clips_per_s"]),
         source=source,
         protocol=protocol_label(record),
-        canonical=is_canonical(str(record.get("model")), record),
+        canonical=is_canonical(model, record),
         num_videos=metrics.get("num_videos"),
+        split=str(data.get("split") or (record.get("config") or {}).get("split") or ""),
+        kind=protocol_kind(record),
+        data_fingerprint=data.get("fingerprint"),
         provenance=dict(record.get("provenance") or {}),
     )
 
@@ -164,6 +238,96 @@ def load_results(root: Path | str, kinds: Sequence[str] = ("eval",)) -> list[Res
     records = sorted((rec for kind in kinds for rec in find_records(root, kind=kind)), key=lambda r: r["path"])
     rows = [row_from_record(rec, rec["path"], kinds) for rec in records]
     return [row for row in rows if row is not None]
+
+
+# ------------------------------------------------------------------------------- committed records
+def _evaluated_run_dirs(record: Mapping[str, Any], record_dir: Path) -> list[Path]:
+    """The training runs an evaluation record scored: each member's checkpoint folder."""
+    dirs = []
+    for member in record.get("members") or []:
+        ckpt = member.get("checkpoint")
+        if ckpt:
+            path = Path(ckpt) if Path(ckpt).is_absolute() else record_dir / ckpt
+            dirs.append(path.parent)
+    return dirs
+
+
+def collect_records(run_root: Path | str, records_dir: Path | str, *, split: str | None = None,
+                    anchors: Mapping[str, str] | None = None) -> list[Path]:
+    """Copy the records the tables read into `records_dir` (mirrored: what was there is replaced).
+
+    Copied: every completed evaluation record under `run_root` (of `split` when given) and the
+    training record of every run those evaluations scored, at the same relative path, with absolute
+    paths made portable (`pan_lib.provenance.portable`: inside the repository -> relative to it;
+    elsewhere `<results>`, `<run_root>`, `<data_root>`, `~` by default).
+    Checkpoints and score files are not copied. Returns the written paths.
+    """
+    run_root, records_dir = Path(run_root), Path(records_dir)
+    evals = [r for r in find_records(run_root, kind="eval")
+             if split is None or (r.get("data") or {}).get("split") == split]
+    if anchors is None:
+        data_roots = {str((r.get("config") or {}).get("data_root") or "") for r in evals} - {""}
+        anchors = path_anchors(results=records_dir.parent, run_root=run_root, data_root=sorted(data_roots))
+    wanted: dict[Path, dict[str, Any]] = {}
+    for rec in evals:
+        wanted[Path(rec["path"])] = rec
+        for run_dir in _evaluated_run_dirs(rec, Path(rec["dir"])):
+            train_path = run_dir / RECORD_FILE
+            if train_path.is_file() and train_path not in wanted:
+                try:
+                    wanted[train_path] = json.loads(train_path.read_text())
+                except (OSError, ValueError) as err:
+                    log.warning("skipping unreadable training record %s: %s", train_path, err)
+    if records_dir.is_dir():
+        shutil.rmtree(records_dir)
+    written = []
+    for path, rec in sorted(wanted.items()):
+        try:
+            rel = path.resolve().relative_to(run_root.resolve())
+        except ValueError:  # a member trained elsewhere: keep it under its run folder's name
+            rel = Path("external") / path.parent.name / path.name
+        rec = {k: v for k, v in rec.items() if k not in ("path", "dir")}
+        out = records_dir / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(portable(rec, anchors), indent=1) + "\n")
+        written.append(out)
+    log.info("copied %d records from %s to %s", len(written), run_root, records_dir)
+    return written
+
+
+# ------------------------------------------------------------------------------------- statistics
+def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
+    """Mean and its two-sided Student-t interval (scipy.stats.t.interval); no interval below 2 values,
+    a zero-width one when all values are equal."""
+    from scipy import stats
+
+    values = [float(v) for v in values]
+    n = len(values)
+    if n == 0:
+        return Interval(0, math.nan, None, None)
+    mean = statistics.fmean(values)
+    if n < 2:
+        return Interval(n, mean, None, None)
+    if statistics.stdev(values) == 0:
+        return Interval(n, mean, mean, mean)
+    low, high = stats.t.interval(confidence, df=n - 1, loc=mean, scale=stats.sem(values))
+    return Interval(n, mean, float(low), float(high))
+
+
+def paired_difference(lower: Aggregate, upper: Aggregate, confidence: float = CONFIDENCE) -> Interval:
+    """`upper - lower` top-1, paired by seed (same seed = same initialisation and data order), with the
+    t interval of the per-seed differences; only seeds both have (not None) count."""
+    seeds = sorted(s for s in set(lower.per_seed_top1) & set(upper.per_seed_top1) if s is not None)
+    return mean_interval([upper.per_seed_top1[s] - lower.per_seed_top1[s] for s in seeds], confidence)
+
+
+def verdict(interval: Interval, words: tuple[str, str, str] = ("holds", "reversed", "not shown")) -> str:
+    """words[0] when the interval of `upper - lower` excludes 0 upwards, words[1] downwards, else words[2]."""
+    if interval.shown and interval.low > 0:
+        return words[0]
+    if interval.shown and interval.high < 0:
+        return words[1]
+    return words[2]
 
 
 # ------------------------------------------------------------------------------------- aggregating
@@ -179,13 +343,13 @@ def _median_or_none(values: Iterable[float | None]) -> float | None:
 
 
 def aggregate(rows: Sequence[ResultRow]) -> list[Aggregate]:
-    """Group by (dataset, model, backbone, protocol); one row per seed (the later record wins)."""
-    groups: dict[tuple[str, str, str, str], dict[Any, ResultRow]] = {}
+    """Group by (dataset, model, backbone, protocol, split); one row per seed (the later record wins)."""
+    groups: dict[tuple[str, str, str, str, str], dict[Any, ResultRow]] = {}
     for row in rows:
-        per_seed = groups.setdefault((row.dataset, row.model, row.backbone, row.protocol), {})
+        per_seed = groups.setdefault((row.dataset, row.model, row.backbone, row.protocol, row.split), {})
         per_seed[row.seed] = row  # sorted paths: later records replace earlier ones for a seed
     out = []
-    for (dataset, model, backbone, protocol), per_seed in groups.items():
+    for (dataset, model, backbone, protocol, split), per_seed in groups.items():
         members = list(per_seed.values())
         t1, s1 = _mean_std([r.top1 for r in members])
         t5, s5 = _mean_std([r.top5 for r in members])
@@ -197,21 +361,38 @@ def aggregate(rows: Sequence[ResultRow]) -> list[Aggregate]:
             params_m=_median_or_none(r.params_m for r in members),
             clips_per_s=_median_or_none(r.clips_per_s for r in members),
             sources=[r.source for r in members], protocol=protocol,
-            canonical=all(r.canonical for r in members)))
+            canonical=all(r.canonical for r in members), split=split, kind=members[0].kind,
+            top1_ci=mean_interval([r.top1 for r in members]), top5_ci=mean_interval([r.top5 for r in members]),
+            per_seed_top1={s: r.top1 for s, r in per_seed.items()},
+            num_videos=max((r.num_videos for r in members if r.num_videos is not None), default=None),
+            data_fingerprints=sorted({r.data_fingerprint for r in members if r.data_fingerprint})))
     order = {m: i for i, m in enumerate(EMBEDDED_MODELS)}
-    return sorted(out, key=lambda a: (a.dataset, order.get(a.model, 99), a.model, a.backbone, a.protocol))
+    return sorted(out, key=lambda a: (a.dataset, order.get(a.model, 99), a.model, a.backbone, a.split, a.protocol))
 
 
-def pick(aggregates: Sequence[Aggregate], dataset: str, model: str, backbone: str | None = None) -> Aggregate | None:
-    """The table's entry for a model: the paper's protocol first, then the most seeds."""
+def pick(aggregates: Sequence[Aggregate], dataset: str, model: str, backbone: str | None = None, *,
+         split: str | None = None, kind: str | None = None) -> Aggregate | None:
+    """The table's entry for a model: of `split` and protocol `kind` when given (None: any), the
+    paper's protocol first, then the most seeds."""
     cands = [a for a in aggregates if a.dataset == dataset and a.model == model
-             and (backbone is None or a.backbone == backbone)]
+             and (backbone is None or a.backbone == backbone) and (split is None or a.split == split)
+             and (kind is None or a.kind == kind)]
     return max(cands, key=lambda a: (a.canonical, a.n), default=None)
 
 
 # -------------------------------------------------------------------------------------- formatting
 def fmt_mean_std(mean: float, std: float, n: int) -> str:
     return f"{mean:.1f} ± {std:.1f}" if n > 1 else f"{mean:.1f}"
+
+
+def fmt_interval(interval: Interval | None, digits: int = 1, signed: bool = False) -> str:
+    """'61.9 [58.1, 65.7]' (mean [95 % interval]); '61.9 (1 seed)' without an interval."""
+    if interval is None or interval.n == 0:
+        return NOT_RUN
+    f = f"{{:{'+' if signed else ''}.{digits}f}}"
+    if not interval.shown:
+        return f"{f.format(interval.mean)} ({interval.n} seed{'s' if interval.n != 1 else ''})"
+    return f"{f.format(interval.mean)} [{f.format(interval.low)}, {f.format(interval.high)}]"
 
 
 def fmt_flops(gflops: float | None, views: int) -> str:
@@ -222,27 +403,34 @@ def fmt_flops(gflops: float | None, views: int) -> str:
 
 
 def _num(value: float | None, digits: int) -> float | str:
-    return "" if value is None else round(float(value), digits)
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else round(float(value), digits)
 
 
-def embedded_rows(aggregates: Sequence[Aggregate], dataset: str = "embedded") -> list[dict[str, Any]]:
-    """The embedded table: TSN, TSM, PAN_Lite, PAN_Full, PAN_En ('not run' rows where missing)."""
+def embedded_rows(aggregates: Sequence[Aggregate], dataset: str = "embedded",
+                  split: str | None = "test") -> list[dict[str, Any]]:
+    """The embedded table: TSN, TSM, PAN_RGB, PAN_PA, PAN_Lite, PAN_Full, PAN_En on `split`, each under
+    its paper protocol: mean [95 % interval] over seeds ('not run' rows where missing)."""
     rows = []
     for model in EMBEDDED_MODELS:
-        a = pick(aggregates, dataset, model)
+        a = pick(aggregates, dataset, model, split=split)
         if a is None:
-            rows.append({"model": model, "backbone": "", "seeds": 0, "top1_%": NOT_RUN, "top5_%": NOT_RUN,
+            rows.append({"model": model, "what_it_is": MODEL_ROLES[model], "backbone": "", "seeds": 0,
+                         "split": split or "", "videos": "", "top1_%": NOT_RUN, "top5_%": NOT_RUN,
                          "flops_x_views": "", "params_M": "", "clips_per_s": "", "protocol": "",
-                         "top1_mean": "", "top1_std": "", "top5_mean": "", "top5_std": ""})
+                         "top1_mean": "", "top1_low": "", "top1_high": "", "top1_std": "",
+                         "top5_mean": "", "top5_low": "", "top5_high": "", "top5_std": ""})
             continue
+        t1, t5 = a.top1_ci, a.top5_ci
         rows.append({
-            "model": model, "backbone": a.backbone, "seeds": a.n,
-            "top1_%": fmt_mean_std(a.top1_mean, a.top1_std, a.n),
-            "top5_%": fmt_mean_std(a.top5_mean, a.top5_std, a.n),
+            "model": model, "what_it_is": MODEL_ROLES[model], "backbone": a.backbone, "seeds": a.n,
+            "split": a.split, "videos": a.num_videos if a.num_videos is not None else "",
+            "top1_%": fmt_interval(t1), "top5_%": fmt_interval(t5),
             "flops_x_views": fmt_flops(a.gflops_per_view, a.views),
             "params_M": _num(a.params_m, 3), "clips_per_s": _num(a.clips_per_s, 1), "protocol": a.protocol,
-            "top1_mean": round(a.top1_mean, 2), "top1_std": round(a.top1_std, 2),
-            "top5_mean": round(a.top5_mean, 2), "top5_std": round(a.top5_std, 2),
+            "top1_mean": round(a.top1_mean, 2), "top1_low": _num(t1.low, 2), "top1_high": _num(t1.high, 2),
+            "top1_std": round(a.top1_std, 2),
+            "top5_mean": round(a.top5_mean, 2), "top5_low": _num(t5.low, 2), "top5_high": _num(t5.high, 2),
+            "top5_std": round(a.top5_std, 2),
         })
     return rows
 
@@ -280,47 +468,158 @@ def real_dataset_rows(aggregates: Sequence[Aggregate]) -> list[dict[str, Any]]:
     return rows
 
 
+# The paper's ordering, then the two streams against each other and against PAN_Lite.
 PAPER_ORDER = (("TSN", "<", "TSM"), ("TSM", "<", "PAN_Lite"), ("PAN_Lite", "<=", "PAN_Full"),
                ("PAN_Full", "<=", "PAN_En"))
+STREAM_CLAIMS = (("PAN_RGB", "<", "PAN_PA"), ("PAN_RGB", "<", "PAN_Lite"), ("PAN_PA", "<", "PAN_Lite"))
 
 
-def ordering_report(aggregates: Sequence[Aggregate], dataset: str = "embedded") -> list[dict[str, Any]]:
-    """Does the paper's ordering TSN < TSM < Lite <= Full <= En hold here, and is each gap larger
-    than the noise? A gap counts as 'clear' when it exceeds the two models' sample stds combined
-    (sqrt(s1^2 + s2^2)); with 3 seeds this is a rough guide, not a significance test."""
+def _claim_row(a: Aggregate | None, b: Aggregate | None, **head: Any) -> dict[str, Any]:
+    """One compared pair: paired seeds, mean difference b - a and its interval, verdict."""
+    if a is None or b is None:
+        return {**head, "paired_seeds": 0, "diff_top1": "", "ci_low": "", "ci_high": "", "verdict": NOT_RUN}
+    d = paired_difference(a, b)
+    return {**head, "paired_seeds": d.n, "diff_top1": _num(d.mean, 2), "ci_low": _num(d.low, 2),
+            "ci_high": _num(d.high, 2), "verdict": verdict(d) if d.n else NOT_RUN}
+
+
+def ordering_report(aggregates: Sequence[Aggregate], dataset: str = "embedded",
+                    split: str | None = "test") -> list[dict[str, Any]]:
+    """Does the paper's ordering TSN < TSM < PAN_Lite <= PAN_Full <= PAN_En hold here, and how do the
+    RGB stream, the PA stream and PAN_Lite compare? Each claim 'A < B' is judged by the 95 % interval
+    of the paired per-seed difference B - A (`paired_difference`): 'holds' when it lies above 0,
+    'reversed' when below, 'not shown' when it contains 0 (or fewer than 2 paired seeds)."""
     out = []
-    for left, op, right in PAPER_ORDER:
-        a, b = pick(aggregates, dataset, left), pick(aggregates, dataset, right)
-        if a is None or b is None:
-            out.append({"claim": f"{left} {op} {right}", "gap_top1": "", "noise": "", "verdict": NOT_RUN})
-            continue
-        gap = b.top1_mean - a.top1_mean
-        noise = math.hypot(a.top1_std, b.top1_std)
-        if gap > noise and gap > 0:
-            verdict = "holds (clear)"
-        elif gap > 0 or (op == "<=" and gap == 0):
-            verdict = "holds (within noise)"
-        elif -gap <= noise:
-            verdict = "reversed (within noise)"
+    for group, claims in (("paper", PAPER_ORDER), ("streams", STREAM_CLAIMS)):
+        for left, op, right in claims:
+            out.append(_claim_row(pick(aggregates, dataset, left, split=split),
+                                  pick(aggregates, dataset, right, split=split),
+                                  claim=f"{left} {op} {right}", group=group))
+    return out
+
+
+@dataclass(frozen=True)
+class Step:
+    """One row of the 'what each step adds' table: `upper` (protocol kind) minus `lower`."""
+
+    step: str
+    upper: str
+    lower: str                      # a model name, or "best stream" (the better of PAN_RGB / PAN_PA)
+    upper_kind: str = SINGLE_VIEW
+    lower_kind: str = SINGLE_VIEW
+
+
+STEPS: tuple[Step, ...] = (
+    Step("temporal shift", "TSM", "TSN"),
+    Step("VAP head", "PAN_RGB", "TSM"),
+    Step("PA instead of RGB", "PAN_PA", "PAN_RGB"),
+    Step("PA fused with RGB in one network (Lite)", "PAN_Lite", "PAN_RGB"),
+    Step("averaging two streams (Full) over the better stream", "PAN_Full", "best stream"),
+    Step("averaging two streams (Full) over the RGB stream", "PAN_Full", "PAN_RGB"),
+    Step("PAN_En as reported over PAN_Full (member + protocol)", "PAN_En", "PAN_Full", EN_PROTOCOL, SINGLE_VIEW),
+    Step("En's extra member (Lite), both 1 clip centre crop", "PAN_En", "PAN_Full", SINGLE_VIEW, SINGLE_VIEW),
+    Step("En's extra member (Lite), both 2 clips full-res", "PAN_En", "PAN_Full", EN_PROTOCOL, EN_PROTOCOL),
+    Step("En's protocol (2nd clip + full res) on PAN_Full", "PAN_Full", "PAN_Full", EN_PROTOCOL, SINGLE_VIEW),
+    Step("En's protocol (2nd clip + full res) on PAN_En", "PAN_En", "PAN_En", EN_PROTOCOL, SINGLE_VIEW),
+)
+STEP_WORDS = ("gain", "loss", "not shown")
+
+
+def steps_report(aggregates: Sequence[Aggregate], dataset: str = "embedded",
+                 split: str | None = "test") -> list[dict[str, Any]]:
+    """What each step adds: paired per-seed top-1 differences with 95 % intervals ('gain' / 'loss' when
+    the interval excludes 0, 'not shown' otherwise). The PAN_En rows separate the extra member from
+    the test protocol by comparing the same models under both protocols."""
+    out = []
+    for s in STEPS:
+        upper = pick(aggregates, dataset, s.upper, split=split, kind=s.upper_kind)
+        if s.lower == "best stream":
+            streams = [a for a in (pick(aggregates, dataset, m, split=split, kind=s.lower_kind)
+                                   for m in ("PAN_RGB", "PAN_PA")) if a is not None]
+            lower = max(streams, key=lambda a: a.top1_mean, default=None)
         else:
-            verdict = "reversed (clear)"
-        out.append({"claim": f"{left} {op} {right}", "gap_top1": round(gap, 2), "noise": round(noise, 2),
-                    "verdict": verdict})
+            lower = pick(aggregates, dataset, s.lower, split=split, kind=s.lower_kind)
+        comparison = f"{s.upper} − {lower.model if lower is not None else s.lower}"
+        protocols = (f"{upper.protocol if upper else s.upper_kind} vs "
+                     f"{lower.protocol if lower else s.lower_kind}")
+        row = _claim_row(lower, upper, step=s.step, comparison=comparison, protocols=protocols)
+        if row["verdict"] != NOT_RUN:
+            row["verdict"] = verdict(paired_difference(lower, upper), STEP_WORDS)
+        out.append(row)
+    return out
+
+
+def _diff_text(row: Mapping[str, Any], split: str) -> str:
+    if row["ci_low"] == "":
+        return f"{row['diff_top1']:+.1f} points of top-1 on the {split} split ({row['paired_seeds']} paired seed)"
+    return (f"{row['diff_top1']:+.1f} points of top-1 on the {split} split, 95 % interval "
+            f"[{row['ci_low']:+.1f}, {row['ci_high']:+.1f}] over {row['paired_seeds']} paired seeds")
+
+
+def findings(ordering: Sequence[Mapping[str, Any]], steps: Sequence[Mapping[str, Any]],
+             split: str = "test") -> list[str]:
+    """Plain sentences generated from the two reports (so they stay true whichever way the numbers fall)."""
+    by_step = {r["step"]: r for r in steps}
+    out = []
+    for row in steps:
+        if row["verdict"] == NOT_RUN:
+            continue
+        meaning = {"gain": "the seeds resolve a gain", "loss": "the seeds resolve a loss",
+                   "not shown": "not distinguishable from no change with these seeds"}[row["verdict"]]
+        out.append(f"{row['step'][0].upper()}{row['step'][1:]} ({row['comparison']}): {_diff_text(row, split)} — {meaning}.")
+    pa = by_step.get("PA instead of RGB")
+    if pa and pa["verdict"] != NOT_RUN:
+        out.append({"gain": "Here the PA stream beats the RGB stream: on this data the PA motion cue carries more than "
+                            "appearance frames with temporal shift and VAP.",
+                    "loss": "Here the PA stream is worse than the RGB stream: PA adds nothing over RGB frames with "
+                            "temporal shift and VAP on this data.",
+                    "not shown": "Here PA is not shown to add anything over RGB: the PA stream and the RGB stream "
+                                 "(both with temporal shift and VAP) are not distinguishable with these seeds."}[pa["verdict"]])
+    vap, fused = by_step.get("VAP head"), by_step.get("PA fused with RGB in one network (Lite)")
+    if vap and fused and vap["verdict"] != NOT_RUN and fused["verdict"] != NOT_RUN:
+        out.append(f"From TSM to PAN_Lite ({vap['diff_top1'] + fused['diff_top1']:+.1f} points), the VAP head "
+                   f"(TSM → PAN_RGB) accounts for {vap['diff_top1']:+.1f} ({vap['verdict']}) and fusing PA into the "
+                   f"RGB network (PAN_RGB → PAN_Lite) for {fused['diff_top1']:+.1f} ({fused['verdict']}).")
+    held = [r["claim"] for r in ordering if r["verdict"] == "holds"]
+    reversed_ = [r["claim"] for r in ordering if r["verdict"] == "reversed"]
+    open_ = [r["claim"] for r in ordering if r["verdict"] == "not shown"]
+    if held or reversed_ or open_:
+        parts = [f"holds: {', '.join(held) or 'none'}", f"reversed: {', '.join(reversed_) or 'none'}",
+                 f"not shown: {', '.join(open_) or 'none'}"]
+        out.append("Claims judged by the 95 % interval of the paired per-seed difference — " + "; ".join(parts) + ".")
     return out
 
 
 # ----------------------------------------------------------------------------------------- writing
-def _table_meta(rows: Sequence[ResultRow], root: Path) -> dict[str, Any]:
-    """Provenance of a table: this process, plus the git shas / devices of the records it reads."""
-    meta = provenance(config={"run_root": str(root)})
-    meta["records"] = sorted({r.source for r in rows})
+def _short_device(r: ResultRow) -> str:
+    device = r.provenance.get("device") or {}
+    return str(device.get("cuda_device") or device.get("cpu", "?"))
+
+
+def _table_meta(rows: Sequence[ResultRow], root: Path, out_dir: Path) -> dict[str, Any]:
+    """Provenance of a table: this process, plus the git shas / devices / data of the records it reads."""
+    fingerprints = sorted({r.data_fingerprint for r in rows if r.data_fingerprint})
+    meta = provenance(config={"records": _rel(root, out_dir)},
+                      data_fingerprint=fingerprints[0] if len(fingerprints) == 1 else None)
+    if len(fingerprints) > 1:
+        meta["data_fingerprint"] = fingerprints
+        log.warning("the records read hold %d different data fingerprints: %s", len(fingerprints), fingerprints)
+    meta["records"] = sorted({_rel(r.source, out_dir) for r in rows})
     meta["record_git_shas"] = sorted({str(r.provenance.get("git_sha", "?")) for r in rows})
-    meta["record_devices"] = sorted({str((r.provenance.get("device") or {}).get("cuda_device")
-                                         or (r.provenance.get("device") or {}).get("cpu", "?")) for r in rows})
+    meta["record_devices"] = sorted({_short_device(r) for r in rows})
     return meta
 
 
-MD_HIDDEN = ("top1_mean", "top1_std", "top5_mean", "top5_std")  # in CSV/JSON for plotting, not in Markdown
+def _rel(path: Path | str, base: Path) -> str:
+    """`path` relative to `base` when inside it (the tables' `source` column), else as given."""
+    try:
+        return Path(path).resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+MD_HIDDEN = ("top1_mean", "top1_low", "top1_high", "top1_std", "top5_mean", "top5_low", "top5_high",
+             "top5_std")  # in CSV/JSON for plotting, not in Markdown
 
 
 def _write(rows: Sequence[Mapping[str, Any]], stem: Path, *, title: str, meta: Mapping[str, Any],
@@ -337,80 +636,109 @@ def _write(rows: Sequence[Mapping[str, Any]], stem: Path, *, title: str, meta: M
     return paths
 
 
-def write_tables(run_root: Path | str, out_dir: Path | str, *, command: str,
-                 dataset: str = "embedded") -> dict[str, list[Path]]:
-    """Read every record under `run_root`; write tables (csv/md/json) and figures (png) to `out_dir`."""
+def _write_findings(sentences: Sequence[str], stem: Path, *, title: str, meta: Mapping[str, Any],
+                    command: str) -> list[Path]:
+    """The generated sentences as a Markdown list (same header and footer as the tables) and JSON."""
+    paths = write_table([{"finding": s} for s in sentences] or [{"finding": NOT_RUN}], stem, title=title,
+                        meta=meta, command=command)
+    md = stem.with_suffix(".md")
+    lines = md.read_text().splitlines()
+    footer = [line for line in lines if line.startswith("git ")]
+    body = [f"- {s}" for s in sentences] or [f"- {NOT_RUN}"]
+    md.write_text("\n".join([f"# {title}", "", f"Command: `{command}`", "", *body, "", *footer, ""]))
+    stem.with_suffix(".csv").unlink(missing_ok=True)
+    return [p for p in paths if p.suffix != ".csv"]
+
+
+def write_tables(run_root: Path | str, out_dir: Path | str, *, command: str, dataset: str = "embedded",
+                 split: str = "auto", copy_records: bool = True) -> dict[str, list[Path]]:
+    """Copy the records under `run_root` into `<out_dir>/records` (`collect_records`), read them there and
+    write tables (csv/md/json) and figures (png) to `out_dir`. With `copy_records=False` (or when
+    `run_root` is that folder already: regenerating from the committed copies) nothing is copied."""
     run_root, out_dir = Path(run_root), Path(out_dir)
-    rows = load_results(run_root)
-    aggregates = aggregate(rows)
-    meta = _table_meta(rows, run_root)
+    split = reported_split(dataset, split)
+    records_dir = out_dir / RECORDS_FOLDER
     written: dict[str, list[Path]] = {}
-    seeds = sorted({s for a in aggregates if a.dataset == dataset for s in a.seeds}, key=str)
+    if copy_records and run_root.resolve() != records_dir.resolve():
+        written["records"] = collect_records(run_root, records_dir)
+        source_root = records_dir
+    else:
+        source_root = run_root
+    rows = load_results(source_root)
+    aggregates = aggregate(rows)
+    meta = _table_meta(rows, source_root, out_dir)
+    seeds = sorted({s for a in aggregates if a.dataset == dataset and a.split == split for s in a.seeds}, key=str)
+    ordering, steps = ordering_report(aggregates, dataset, split), steps_report(aggregates, dataset, split)
     written["embedded"] = _write(
-        embedded_rows(aggregates, dataset), out_dir / "tables" / dataset,
-        title=f"{dataset} dataset: top-1/top-5 (%) mean ± sample std over seeds {seeds}; "
-              "FLOPs = multiply-adds per view × views; clips/s measured at inference",
+        embedded_rows(aggregates, dataset, split), out_dir / "tables" / dataset,
+        title=f"{dataset} dataset, {split} split: top-1/top-5 (%) mean [95 % t interval] over seeds {seeds}, "
+              "last-epoch checkpoints; FLOPs = multiply-adds per view × views; clips/s measured at inference",
         meta=meta, command=command)
     written["real_datasets"] = _write(
         real_dataset_rows(aggregates), out_dir / "tables" / "real_datasets",
         title="Real datasets: the paper's numbers beside ours ('not run' where we have not run them)",
         meta=meta, command=command)
     written["per_seed"] = _write(
-        [{k: v for k, v in asdict(r).items() if k != "provenance"} for r in rows] or [{"records": NOT_RUN}],
-        out_dir / "tables" / "per_seed", title="Every evaluation the tables are built from (one row per record)",
-        meta=meta, command=command)
+        [{**{k: v for k, v in asdict(r).items() if k != "provenance"}, "source": _rel(r.source, out_dir)}
+         for r in rows] or [{"records": NOT_RUN}],
+        out_dir / "tables" / "per_seed",
+        title="Every evaluation the tables are built from (one row per record; source = the committed record "
+              "under results/)", meta=meta, command=command)
     written["ordering"] = write_table(
-        ordering_report(aggregates, dataset), out_dir / "tables" / f"{dataset}_ordering",
-        title=f"{dataset}: does the paper's ordering TSN < TSM < PAN_Lite <= PAN_Full <= PAN_En hold? "
-              "(gap = difference of mean top-1; noise = sqrt(std1^2 + std2^2) over seeds)",
+        ordering, out_dir / "tables" / f"{dataset}_ordering",
+        title=f"{dataset}, {split} split: does the paper's ordering TSN < TSM < PAN_Lite <= PAN_Full <= PAN_En "
+              "hold, and how do the streams compare? diff = B − A top-1 paired by seed, with its 95 % t interval; "
+              "holds / reversed when the interval excludes 0, not shown otherwise",
         meta=meta, command=command)
-    figures = plot_embedded(aggregates, rows, out_dir / "figures", dataset=dataset, meta=meta, command=command)
-    written["figures"] = figures
+    written["steps"] = write_table(
+        steps, out_dir / "tables" / f"{dataset}_steps",
+        title=f"{dataset}, {split} split: what each step adds (top-1 points, paired per-seed difference, 95 % t "
+              "interval; gain / loss when it excludes 0)", meta=meta, command=command)
+    written["findings"] = _write_findings(
+        findings(ordering, steps, split), out_dir / "tables" / f"{dataset}_findings",
+        title=f"{dataset}: what the runs show (sentences generated from the ordering and steps tables)",
+        meta=meta, command=command)
+    written["figures"] = plot_embedded(aggregates, rows, out_dir / "figures", dataset=dataset, split=split,
+                                       steps=steps, meta=meta, command=command)
     return written
 
 
-def _save_figure(fig, path: Path, footer: str, png_meta: Mapping[str, str]) -> Path:
-    """Stamp the provenance footer, save as PNG with the same provenance in its metadata, close."""
-    import matplotlib.pyplot as plt
-
-    fig.text(0.01, 0.005, footer, fontsize=6, color="0.4")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=110, metadata=dict(png_meta))
-    plt.close(fig)
-    return path
-
-
 def plot_embedded(aggregates: Sequence[Aggregate], rows: Sequence[ResultRow], out_dir: Path | str, *,
-                  dataset: str, meta: Mapping[str, Any], command: str) -> list[Path]:
-    """Two PNGs: top-1 per model (mean ± std, seeds as dots) and top-1 against FLOPs and clips/s."""
+                  dataset: str, meta: Mapping[str, Any], command: str, split: str | None = "test",
+                  steps: Sequence[Mapping[str, Any]] = ()) -> list[Path]:
+    """Three PNGs: top-1 per model (mean with 95 % interval, seeds as dots), top-1 against FLOPs and
+    clips/s, and what each step adds (paired differences with their intervals)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    found = [a for a in (pick(aggregates, dataset, m) for m in EMBEDDED_MODELS) if a is not None]
+    found = [a for a in (pick(aggregates, dataset, m, split=split) for m in EMBEDDED_MODELS) if a is not None]
     footer = (f"{command} · git {meta.get('git_sha', '?')} · torch {meta.get('packages', {}).get('torch', '?')}"
               f" · {(meta.get('device') or {}).get('cpu', '?')}")
-    png_meta = {"Title": f"PAN workbook results ({dataset})", "Source": footer,
+    png_meta = {"Title": f"PAN workbook results ({dataset}, {split} split)", "Source": footer,
                 "Description": json.dumps({"records": meta.get("records", [])})[:4000]}
-    paths = []
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    def err(a: Aggregate) -> tuple[float, float]:
+        ci = a.top1_ci
+        return (0.0, 0.0) if ci is None or not ci.shown else (a.top1_mean - ci.low, ci.high - a.top1_mean)
+
+    paths = []
+    fig, ax = plt.subplots(figsize=(8.4, 3.9))
     if found:
         x = range(len(found))
-        ax.bar(x, [a.top1_mean for a in found], yerr=[a.top1_std for a in found], capsize=4,
+        ax.bar(x, [a.top1_mean for a in found], yerr=list(zip(*[err(a) for a in found])), capsize=4,
                color="#8fb3d9", edgecolor="#33507a")
         for i, a in enumerate(found):
             ys = [r.top1 for r in rows if r.source in a.sources]
             ax.plot([i] * len(ys), ys, "o", color="#1b2f4d", ms=3.5, zorder=3)
-        ax.set_xticks(list(x), [f"{a.model}\n(n={a.n})" for a in found])
+        ax.set_xticks(list(x), [f"{a.model}\n(n={a.n})" for a in found], fontsize=8)
     else:
         ax.text(0.5, 0.5, "no finished runs", ha="center", va="center", transform=ax.transAxes)
-    ax.set_ylabel("top-1 (%)")
-    ax.set_title(f"{dataset}: top-1 per model, mean ± std over seeds (dots = seeds)", fontsize=10)
-    paths.append(_save_figure(fig, out_dir / f"{dataset}_top1.png", footer, png_meta))
+    ax.set_ylabel(f"top-1 on {split} (%)")
+    ax.set_title(f"{dataset}: top-1 per model, mean with 95 % interval over seeds (dots = seeds)", fontsize=10)
+    paths.append(save_figure(fig, out_dir / f"{dataset}_top1.png", footer=footer, metadata=png_meta, close=True))
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
     for ax, attr, label in ((axes[0], "gflops_total", "GFLOPs × views (multiply-adds)"),
@@ -420,25 +748,43 @@ def plot_embedded(aggregates: Sequence[Aggregate], rows: Sequence[ResultRow], ou
                 if attr == "gflops_total" else a.clips_per_s
             if value is None or not math.isfinite(value):
                 continue
-            ax.errorbar(value, a.top1_mean, yerr=a.top1_std, fmt="o", capsize=3)
+            ax.errorbar(value, a.top1_mean, yerr=[[err(a)[0]], [err(a)[1]]], fmt="o", capsize=3)
             ax.annotate(a.model, (value, a.top1_mean), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("top-1 (%)")
-    fig.suptitle(f"{dataset}: accuracy against cost", fontsize=10)
-    paths.append(_save_figure(fig, out_dir / f"{dataset}_accuracy_vs_cost.png", footer, png_meta))
+    axes[0].set_ylabel(f"top-1 on {split} (%)")
+    fig.suptitle(f"{dataset}: accuracy against cost (bars: 95 % interval over seeds)", fontsize=10)
+    paths.append(save_figure(fig, out_dir / f"{dataset}_accuracy_vs_cost.png", footer=footer, metadata=png_meta,
+                             close=True))
+
+    shown = [r for r in steps if r.get("diff_top1") not in ("", None)]
+    fig, ax = plt.subplots(figsize=(8.4, 0.9 + 0.36 * max(len(shown), 1)))
+    for y, r in enumerate(shown):
+        lo = r["ci_low"] if r["ci_low"] != "" else r["diff_top1"]
+        hi = r["ci_high"] if r["ci_high"] != "" else r["diff_top1"]
+        colour = {"gain": "#2a7a3b", "loss": "#a8322d"}.get(r["verdict"], "0.45")
+        ax.errorbar(r["diff_top1"], y, xerr=[[r["diff_top1"] - lo], [hi - r["diff_top1"]]], fmt="o",
+                    color=colour, capsize=3)
+    ax.axvline(0, color="0.2", lw=0.8)
+    ax.set_yticks(range(len(shown)), [f"{r['step']} ({r['comparison']})" for r in shown], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"top-1 difference on {split} (points), paired by seed, 95 % interval")
+    ax.set_title(f"{dataset}: what each step adds", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    paths.append(save_figure(fig, out_dir / f"{dataset}_steps.png", footer=footer, metadata=png_meta, close=True))
     return paths
 
 
 README_BEGIN = "<!-- tables:begin (generated by python -m pan_lib.tables --readme README.md) -->"
 README_END = "<!-- tables:end -->"
+README_TABLES = ("{dataset}", "{dataset}_steps", "{dataset}_ordering", "{dataset}_findings", "real_datasets")
 
 
 def readme_block(out_dir: Path | str, dataset: str = "embedded", relative_to: Path | str = ".") -> str:
     """The Markdown that goes into README: the generated tables and figures of `out_dir`, verbatim."""
     out_dir = Path(out_dir)
     parts = []
-    for stem in (dataset, f"{dataset}_ordering", "real_datasets"):
+    for stem in (s.format(dataset=dataset) for s in README_TABLES):
         md = out_dir / "tables" / f"{stem}.md"
         if md.is_file():
             text = md.read_text().strip().splitlines()
@@ -466,18 +812,22 @@ def update_readme(readme: Path | str, out_dir: Path | str, dataset: str = "embed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m pan_lib.tables [RUN_ROOT] [OUT_DIR]`: regenerate tables and figures from records."""
+    """`python -m pan_lib.tables [RUN_ROOT] [OUT_DIR]`: copy the records under RUN_ROOT into
+    OUT_DIR/records and regenerate tables and figures from them (RUN_ROOT = OUT_DIR/records:
+    regenerate from the committed records alone)."""
     p = argparse.ArgumentParser(prog="python -m pan_lib.tables", description=main.__doc__)
     p.add_argument("run_root", nargs="?", default="results/runs")
     p.add_argument("out_dir", nargs="?", default="results")
     p.add_argument("--dataset", default="embedded")
+    p.add_argument("--split", default="auto", help="split the tables report (auto: test on embedded, else val)")
     p.add_argument("--readme", default="", help="also copy the generated tables into this README")
     p.add_argument("--readme-only", action="store_true", help="only copy existing tables into --readme")
     args = p.parse_args(argv)
     if not args.readme_only:
         command = f"python -m pan_lib.tables {args.run_root} {args.out_dir} --dataset {args.dataset}"
-        for kind, paths in write_tables(args.run_root, args.out_dir, command=command, dataset=args.dataset).items():
-            print(kind, *[str(p) for p in paths])
+        for kind, paths in write_tables(args.run_root, args.out_dir, command=command, dataset=args.dataset,
+                                        split=args.split).items():
+            print(kind, len(paths) if kind == "records" else " ".join(str(p) for p in paths))
     if args.readme:
         changed = update_readme(args.readme, args.out_dir, args.dataset)
         print(f"{args.readme}: {'updated' if changed else 'unchanged'}")

@@ -74,10 +74,13 @@ CLASS_SETS = {"default": 6, "all": 8}
 SIZES: dict[str, dict[str, int]] = {
     "tiny": dict(train_per_class=2, val_per_class=1, test_per_class=1, num_frames=16, resolution=48),
     "small": dict(train_per_class=12, val_per_class=4, test_per_class=2, num_frames=32, resolution=96),
-    # the workbook's data set: 960 / 300 / 120 videos, enough for a network trained from scratch to
-    # learn the motion classes in minutes on a 2-core CPU (24 per class stayed at chance)
-    "default": dict(train_per_class=80, val_per_class=25, test_per_class=10, num_frames=32, resolution=64),
-    "large": dict(train_per_class=160, val_per_class=50, test_per_class=10, num_frames=32, resolution=96),
+    # the workbook's data set: 960 / 300 / 300 videos. 80 training videos per class are enough for a
+    # network trained from scratch to learn the motion classes in minutes on a 2-core CPU (24 per
+    # class stayed at chance); every choice (recipe, epochs, checkpoint) is made on val, and the
+    # reported numbers come from the held-out test split, 25 videos per class (one test video is
+    # 0.33 points of top-1; with the former 10 per class it was 0.83)
+    "default": dict(train_per_class=80, val_per_class=25, test_per_class=25, num_frames=32, resolution=64),
+    "large": dict(train_per_class=160, val_per_class=50, test_per_class=50, num_frames=32, resolution=96),
 }
 
 VIDEO_FOLDER = "20bn-something-something-v2"

@@ -12,7 +12,7 @@ import numpy as np
 
 from pan_lib.data.sampling import clip_frame_indices, segment_offsets
 from pan_lib.notebook.environment import repo_path
-from pan_lib.provenance import git_sha
+from pan_lib import provenance
 
 
 def sampling_figure(num_frames: int = 32, num_segments: int = 8, new_length: int = 4, seed: int = 0):
@@ -61,8 +61,7 @@ def history_figure(results: Iterable, key: str = "val_top1", title: str = "valid
 
 
 def save_figure(fig, results_dir: str | os.PathLike, name: str, dpi: int = 100) -> Path:
-    """results/figures/<name>.png (with the git sha in the PNG metadata); the figure stays open."""
+    """results/figures/<name>.png with the git sha in the PNG metadata (`pan_lib.provenance.save_figure`);
+    the figure stays open for the notebook to show."""
     out = repo_path(results_dir) / "figures" / f"{name}.png"  # type: ignore[operator]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi, metadata={"Source": f"PAN workbook, git {git_sha()}"})
-    return out
+    return provenance.save_figure(fig, out, dpi=dpi)
