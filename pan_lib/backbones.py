@@ -13,14 +13,17 @@ checkpoint key layout apply to all of them.
 | resnet_tiny  | BasicBlock | 1-1-1-1      | 16-32-64-128        | 128         | none (CPU tutorials) |
 
 ``IMAGENET1K_V1`` are the weights ``torchvision.models.resnet50(pretrained=True)`` gave the official
-code. They are downloaded by torchvision on first use into ``torch.hub.get_dir()/checkpoints``;
-nothing here needs them (``pretrained=False`` is the default).
+code. They are downloaded by torchvision on first use into ``torch.hub.get_dir()/checkpoints``
+(``$TORCH_HOME/hub/checkpoints/<file name of the weights URL>``, :func:`imagenet_weights_file`); a
+file already there is used without network, so an offline machine needs only that file copied in.
+Nothing here needs them (``pretrained=False`` is the default).
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -96,6 +99,14 @@ def _weights_enum(spec: BackboneSpec):
     return getattr(getattr(tvm, enum_name), member)
 
 
+def imagenet_weights_file(name: str) -> Path:
+    """Where torchvision looks for (and downloads) ``name``'s ImageNet weights: the hub cache."""
+    spec = BACKBONES[name]
+    if spec.weights is None:
+        raise PretrainedWeightsUnavailable(f"backbone {name!r} has no ImageNet weights")
+    return Path(torch.hub.get_dir()) / "checkpoints" / _weights_enum(spec).url.rsplit("/", 1)[-1]
+
+
 def _load_imagenet_weights(model: ResNet, spec: BackboneSpec, progress: bool) -> None:
     if spec.weights is None:
         raise PretrainedWeightsUnavailable(
@@ -106,8 +117,7 @@ def _load_imagenet_weights(model: ResNet, spec: BackboneSpec, progress: bool) ->
     try:
         state = weights.get_state_dict(progress=progress, check_hash=True)
     except Exception as err:  # network errors come in many types (URLError, OSError, HTTPError, ...)
-        file_name = weights.url.rsplit("/", 1)[-1]
-        cache = f"{torch.hub.get_dir()}/checkpoints/{file_name}"
+        cache = imagenet_weights_file(spec.name)
         raise PretrainedWeightsUnavailable(
             f"could not get ImageNet weights {spec.weights} for {spec.name} ({type(err).__name__}: {err}). "
             f"Either download {weights.url} on a machine with internet and copy it to {cache} "
