@@ -6,8 +6,11 @@ The same command runs alone or under torchrun (one process per GPU, any number o
     torchrun --standalone --nproc-per-node 8 -m pan_lib.train --config run.yaml
     python -m pan_lib.train --recipe sthv2/Lite --set data_root=/data/sthv2 --set batch_size=128
 
-`--set` values are parsed as YAML (`--set lr_steps=[20,40]`, `--set amp=off`, `--set resume=false`).
-Unknown keys are an error listing the valid ones. Prints the run directory and final metrics.
+`--set` values are Python literals or YAML where only true/false are booleans
+(`--set lr_steps=[20,40]`, `--set amp=off`, `--set progress=off`, `--set resume=false`,
+`--set lr=1e-3`): `pan_lib.engine.config.parse_value`, the reader shared with `pan_lib.evaluate`
+and the workbook. Unknown keys are an error listing the valid ones. Prints the run directory and
+final metrics.
 """
 from __future__ import annotations
 
@@ -16,23 +19,11 @@ import json
 import logging
 import sys
 
-import yaml
-
 from pan_lib.engine import train
-from pan_lib.engine.config import ConfigError, TrainConfig
+from pan_lib.engine.config import ConfigError, TrainConfig, load_yaml_text, parse_overrides
 from pan_lib.engine.distributed import env_from_os, shutdown_distributed
 from pan_lib.engine.recipes import get_recipe
 from pan_lib.models import rename_fields
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise SystemExit(f"--set expects key=value, got {pair!r}")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             dataset, _, modality = args.recipe.partition("/")
             values.update(get_recipe(dataset, modality))
         if args.config:
-            loaded = yaml.safe_load(open(args.config)) or {}
+            with open(args.config) as f:
+                loaded = load_yaml_text(f.read()) or {}
             if not isinstance(loaded, dict):
                 raise ConfigError(f"{args.config}: expected a mapping of TrainConfig fields")
             values.update(rename_fields(loaded, args.config))  # each layer's old names first: later layers win

@@ -24,7 +24,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import logging
 import os
@@ -36,6 +35,7 @@ from typing import Any, Sequence
 
 from pan_lib.data.registry import get_dataset_info
 from pan_lib.engine.config import RENAMED_FIELDS
+from pan_lib.engine.config import parse_override as parse_set_pair
 from pan_lib.engine.recipes import RECIPES  # "auto": embedded recipe on the embedded dataset, official on real ones
 from pan_lib.notebook.datasets import resolve_data_root
 from pan_lib.notebook.environment import HEADLESS_ENV  # set for the kernel: notebooks know they run headless
@@ -201,15 +201,12 @@ def check_overrides(cfg: WorkbookConfig, names: Sequence[str]) -> None:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """'epochs=3' -> ('epochs', 3); values are Python literals, otherwise strings."""
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"--set expects NAME=VALUE, got {text!r}")
-    name, raw = text.split("=", 1)
+    """'epochs=3' -> ('epochs', 3): the `--set` reader shared with the CLIs (`engine.config.parse_override`:
+    Python literals, YAML with only true/false as booleans, otherwise strings such as 'off')."""
     try:
-        value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        value = raw
-    return name.strip(), value
+        return parse_set_pair(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _short_error(exc: BaseException) -> str:

@@ -6,9 +6,10 @@ import math
 import pytest
 import torch
 
-from pan_lib.engine.config import ConfigError, EvalConfig, TrainConfig
+from pan_lib.engine.config import ConfigError, EvalConfig, TrainConfig, load_yaml_text
 from pan_lib.engine.optim import build_optimizer, lr_factor, official_param_groups
 from pan_lib.engine.recipes import get_recipe, recipe_table
+from pan_lib.models import MODALITIES
 
 
 def test_unknown_key_lists_valid_fields():
@@ -19,7 +20,7 @@ def test_unknown_key_lists_valid_fields():
     with pytest.raises(ConfigError, match="twice_sample and dense_sample"):
         EvalConfig(twice_sample=True, dense_sample=True)
     with pytest.raises(ConfigError, match="modality"):
-        TrainConfig(modality="Flow")
+        TrainConfig(modality="Depth")
     with pytest.raises(ConfigError, match="channels_last"):
         TrainConfig(channels_last="yes")
 
@@ -49,7 +50,7 @@ def test_linear_lr_scaling_with_global_batch_and_accumulation():
     assert cfg.resolved_lr() == pytest.approx(0.04)  # README: batch 256 -> 0.04
     assert cfg.replace(batch_size=16, accumulate=4).resolved_lr() == pytest.approx(0.01)
     assert cfg.replace(lr=0.123).resolved_lr() == 0.123
-    assert {r["modality"] for r in recipe_table() if r["dataset"] == "embedded"} == {"TSN", "TSM", "RGB", "PA", "Lite"}
+    assert {r["modality"] for r in recipe_table() if r["dataset"] == "embedded"} == set(MODALITIES)
     assert get_recipe("embedded", "PA")["backbone"] == "resnet_tiny"
 
 
@@ -148,3 +149,59 @@ def test_embedded_recipe_is_the_measured_cpu_recipe():
         assert (cfg.optimizer, cfg.lr, cfg.group_lr, cfg.epochs, cfg.shift_div) == ("adamw", 0.001, False, 10, 4)
         assert (cfg.device, cfg.amp, cfg.channels_last, cfg.num_workers) == ("cpu", "bf16", True, 0)
     assert TrainConfig.from_recipe("sthv2", "Lite").optimizer == "sgd"
+
+
+# ------------------------------------------------------------------------- one --set / YAML reader
+@pytest.mark.parametrize("raw,value", [
+    ("off", "off"), ("on", "on"), ("yes", "yes"), ("auto", "auto"), ("3", 3), ("0.5", 0.5), ("1e-3", 1e-3),
+    ("true", True), ("False", False), ("None", None), ("null", None), ("[20, 40]", [20, 40]), ("[a, b]", ["a", "b"]),
+    ("resnet18", "resnet18"), ("/data/sthv2", "/data/sthv2"), ("2024-01-01", "2024-01-01"), ("", ""),
+])
+def test_parse_value_keeps_words_as_strings(raw, value):
+    from pan_lib.engine.config import parse_value
+
+    assert parse_value(raw) == value and type(parse_value(raw)) is type(value)
+
+
+def test_enum_fields_stay_strings_in_set_and_yaml(tmp_path):
+    from pan_lib.engine.config import parse_overrides
+
+    values = parse_overrides(["amp=off", "progress=off", "resume=auto", "lr=1e-3", "resume=false"])
+    assert values == {"amp": "off", "progress": "off", "resume": False, "lr": 1e-3}
+    cfg = TrainConfig.from_dict(values)
+    assert (cfg.amp, cfg.progress, cfg.resume, cfg.lr) == ("off", "off", False, 1e-3)
+    assert TrainConfig.from_dict(parse_overrides(["resume=auto"])).resume == "auto"
+    (tmp_path / "run.yaml").write_text("amp: off\nprogress: off\nlr: 1e-3\nresume: auto\n")
+    cfg = TrainConfig.from_yaml(tmp_path / "run.yaml")
+    assert (cfg.amp, cfg.progress, cfg.lr, cfg.resume) == ("off", "off", 1e-3, "auto")
+    assert EvalConfig(amp=False, progress=False).amp == "off"  # a YAML 1.1 reader elsewhere gave False
+    with pytest.raises(ConfigError, match="tensorboard='off'"):  # a word in a bool field is not True
+        TrainConfig(tensorboard="off")
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        parse_overrides(["amp"])
+
+
+def test_train_cli_set_amp_off(capsys):
+    from pan_lib.train import main
+
+    assert main(["--recipe", "embedded/TSM", "--set", "amp=off", "--set", "progress=off", "--set", "resume=auto",
+                 "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    assert "amp: 'off'" in printed and "progress: 'off'" in printed and "resume: auto" in printed
+
+
+def test_evaluate_cli_config_options_and_set(tmp_path, capsys):
+    from pan_lib.evaluate import main
+
+    (tmp_path / "eval.yaml").write_text("crops: 3\namp: off\nbatch_size: 2\nsource: frames\n")
+    assert main(["--config", str(tmp_path / "eval.yaml"), "--batch-size", "4", "--dense-sample", "--input-size", "64",
+                 "--channels-last", "false", "--coeffs", "1", "2", "--set", "batch_size=6", "--set", "progress=off",
+                 "--print-config"]) == 0
+    cfg = EvalConfig.from_dict(load_yaml_text(capsys.readouterr().out))
+    assert (cfg.crops, cfg.amp, cfg.source, cfg.dense_sample, cfg.input_size, cfg.channels_last) == (
+        3, "off", "frames", True, 64, False)
+    assert cfg.batch_size == 6 and cfg.coeffs == (1.0, 2.0) and cfg.progress == "off"  # --set wins over options
+    with pytest.raises(SystemExit):
+        main(["ckpt.pt", "--set", "crop=3"])
+    err = capsys.readouterr().err
+    assert "crop" in err and "views_per_forward" in err and "dense_sample" in err  # lists the valid fields

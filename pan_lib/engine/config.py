@@ -5,19 +5,26 @@ load from / save to YAML or plain dicts; an unknown key is an error that lists t
 typo in a notebook parameter or a YAML file never passes silently. Old spellings (`segments`,
 `fold_div`, `dense`: `RENAMED_FIELDS`) are read as the canonical names with a logged warning.
 
+Values typed by people (`--set key=value` of every CLI and of the workbook, YAML config files) go
+through ONE reader, `parse_value` / `parse_override` / `load_yaml_text`: Python literals first, then
+YAML in which only `true` / `false` are booleans (YAML 1.1 would turn `off`, `on`, `yes`, `no` into
+booleans, so `amp=off` or `progress=off` would arrive as False) and `1e-3` is a float.
+
     cfg = TrainConfig.from_recipe("sthv2", "Lite", data_root="/data/sthv2")   # the official script
     cfg = TrainConfig.from_yaml("run.yaml")                                   # what torchrun runs
     cfg.to_yaml("run.yaml")
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import logging
 import math
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Sequence
 
 import yaml
 
@@ -40,6 +47,54 @@ class ConfigError(ValueError):
     """A configuration value or key is invalid; the message says which and what is allowed."""
 
 
+# ------------------------------------------------------------------------------ typed-in values
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML where only true/false are booleans, `1e-3` is a float and dates stay strings."""
+
+
+_BOOL_TAG, _FLOAT_TAG, _TIMESTAMP_TAG = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp"
+_ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL_TAG, _TIMESTAMP_TAG)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_ConfigLoader.add_implicit_resolver(_BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_ConfigLoader.add_implicit_resolver(_FLOAT_TAG, re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                                    list("-+0123456789"))
+
+
+def load_yaml_text(text: str) -> Any:
+    """Parse YAML config text with `_ConfigLoader` (`amp: off` stays the string 'off')."""
+    return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def parse_value(raw: str) -> Any:
+    """A typed-in value: a Python literal (`3`, `1e-3`, `None`, `[20, 40]`), else YAML with only
+    true/false as booleans (`false`, `null`, `[a, b]`), else the text itself (`off`, `resnet18`)."""
+    text = raw.strip()
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        pass
+    try:
+        value = load_yaml_text(text)
+    except yaml.YAMLError:
+        return text
+    return text if value is None and text not in ("null", "Null", "NULL", "~") else value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'key=value' -> ('key', parse_value(value)); a missing '=' is a ValueError."""
+    if "=" not in text:
+        raise ValueError(f"--set expects NAME=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    return key.strip(), parse_value(raw)
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """Several 'key=value' strings -> a dict (a later pair wins)."""
+    return dict(parse_override(pair) for pair in pairs)
+
+
+# ------------------------------------------------------------------------------------ validation
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
     if value not in choices:
         raise ConfigError(f"{name}={value!r} is not valid; choose one of {', '.join(map(repr, choices))}")
@@ -48,6 +103,23 @@ def _check_choice(name: str, value: Any, choices: tuple) -> None:
 def _auto_bool(name: str, value: Any) -> None:
     if value != "auto" and not isinstance(value, bool):
         raise ConfigError(f"{name}={value!r} is not valid; use 'auto', True or False")
+
+
+def _check_bool_fields(config: Any) -> None:
+    """Fields declared `bool` hold a bool (0 / 1 accepted): a string such as 'off' is an error, not True."""
+    for f in fields(config):
+        if f.type != "bool":
+            continue
+        value = getattr(config, f.name)
+        if isinstance(value, int) and value in (0, 1):
+            setattr(config, f.name, bool(value))
+        else:
+            raise ConfigError(f"{f.name}={value!r} is not valid; use true or false")
+
+
+def _off_if_false(value: Any) -> Any:
+    """A YAML 1.1 reader elsewhere turns `off` into False: read it back as 'off' (amp, progress)."""
+    return "off" if value is False else value
 
 
 class _ConfigIO:
@@ -81,7 +153,7 @@ class _ConfigIO:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike):
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = load_yaml_text(Path(path).read_text()) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of parameters, got {type(data).__name__}")
         return cls.from_dict(data)
@@ -166,6 +238,8 @@ class TrainConfig(_ConfigIO):
     export_official: bool = False          # also write the official checkpoint layout at the end
 
     def __post_init__(self) -> None:
+        self.amp, self.progress = _off_if_false(self.amp), _off_if_false(self.progress)
+        _check_bool_fields(self)
         _check_choice("modality", self.modality, MODALITIES)
         _check_choice("amp", self.amp, AMP_CHOICES)
         _check_choice("device", self.device.split(":")[0] if isinstance(self.device, str) else self.device,
@@ -240,6 +314,8 @@ class EvalConfig(_ConfigIO):
     scale_size: int | None = None          # None: the checkpoint's (256 officially)
     coeffs: tuple[float, ...] | None = None  # per-member weights (official --coeff); None: all 1
     batch_size: int = 8                    # videos per batch (does not change the result)
+    views_per_forward: int = 32            # memory bound: at most this many views (or one video's) per loader
+                                           # batch, at most this many per forward pass (does not change the result)
     num_workers: int = 2
     device: str = "auto"
     amp: str = "auto"
@@ -254,6 +330,8 @@ class EvalConfig(_ConfigIO):
     IGNORED_LEGACY_FIELDS: ClassVar[frozenset[str]] = frozenset({"save_scores"})  # scores are always saved
 
     def __post_init__(self) -> None:
+        self.amp, self.progress = _off_if_false(self.amp), _off_if_false(self.progress)
+        _check_bool_fields(self)
         _check_choice("crops", self.crops, CROP_CHOICES)
         _check_choice("amp", self.amp, AMP_CHOICES)
         _check_choice("device", self.device.split(":")[0] if isinstance(self.device, str) else self.device,
@@ -264,8 +342,9 @@ class EvalConfig(_ConfigIO):
         _auto_bool("channels_last", self.channels_last)
         if self.twice_sample and self.dense_sample:
             raise ConfigError("twice_sample and dense_sample exclude each other (official test_models.py)")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        for name in ("batch_size", "views_per_forward"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.coeffs is not None:
             self.coeffs = tuple(float(c) for c in self.coeffs)
 
