@@ -5,7 +5,7 @@ Official layout (``main.py`` of zhang-can/PAN-PyTorch)::
     {'epoch': int, 'arch': 'resnet50', 'state_dict': {'module.<key>': Tensor, ...},
      'optimizer': SGD state_dict, 'best_prec1': float}
 
-saved as ``PAN_<Lite|RGB|PA>_<dataset>_<arch>_shift8_blockres_avg_segment<T>_e<E>.pth.tar`` (or as
+saved as ``PAN_<Lite|RGB|PA|Flow|RGBDiff>_<dataset>_<arch>_shift8_blockres_avg_segment<T>_e<E>.pth.tar`` (or as
 ``checkpoint/<that name>/ckpt[.best].pth.tar`` during training). Our module names equal the official
 ones minus ``module.``, so official weights load 1:1 and ours load into the official code.
 
@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from pan_lib.backbones import BACKBONES, build_backbone
-from pan_lib.models import MODALITIES, ModelConfig, PANNet, build_model, rename_fields
+from pan_lib.models import MODALITIES, ModelConfig, PANNet, build_model, rename_fields, stem_channels
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class CheckpointMismatchError(RuntimeError):
 class CheckpointName:
     """What an official checkpoint file name says about its model."""
 
-    modality: str  # Lite | RGB | PA | TSN | TSM
+    modality: str  # Lite | RGB | PA | Flow | RGBDiff | TSN | TSM
     dataset: str
     arch: str
     num_segments: int
@@ -110,7 +110,7 @@ def parse_checkpoint_name(name: str | os.PathLike) -> CheckpointName:
     if match is None:
         raise ValueError(
             f"{path.name!r} does not follow the official checkpoint name pattern "
-            "PAN_<Lite|RGB|PA>_<dataset>_<arch>_shift8_blockres_avg_segment<T>_e<E>.pth.tar; "
+            "PAN_<Lite|RGB|PA|Flow|RGBDiff>_<dataset>_<arch>_shift8_blockres_avg_segment<T>_e<E>.pth.tar; "
             "pass a model built with pan_lib.build_model(...) to load it"
         )
     g = match.groupdict()
@@ -265,17 +265,18 @@ def infer_model_config(state: Mapping[str, Tensor], name: CheckpointName | None 
         cfg["head"], cfg["num_classes"], cfg["dropout"] = "avg", state["base_model.fc.weight"].shape[0], 0.0
     else:
         raise ValueError("cannot find the classifier (base_model.fc.pred / new_fc / base_model.fc) in the checkpoint")
-    if stem is not None and stem.shape[1] == 6:
-        weights_modality = "Lite"
+    by_stem = {stem_channels(m): m for m in ("Lite", "Flow", "RGBDiff")}  # 6, 10, 15 input channels
+    if stem is not None and stem.shape[1] in by_stem:
+        weights_modality = by_stem[stem.shape[1]]
     elif has_pa:
         weights_modality = "PA"
     else:
         weights_modality = None  # RGB, TSN or TSM: decided by the name or the head
     if "modality" in cfg:
         named = cfg["modality"]
-        if (weights_modality and named != weights_modality) or (not weights_modality and named in ("PA", "Lite")):
+        if (weights_modality and named != weights_modality) or (not weights_modality and named in ("PA", *by_stem.values())):
             raise CheckpointMismatchError(f"file name says {cfg['modality']} but the weights are a "
-                                          f"{weights_modality or 'RGB/TSN/TSM (no PA weights)'} network")
+                                          f"{weights_modality or 'RGB/TSN/TSM (no PA weights, 3-channel stem)'} network")
     else:
         cfg["modality"] = weights_modality or ("RGB" if cfg["head"] == "vap" else "TSM")
     shifted = [k for k in state if ".net." in k and k.startswith("base_model.layer")]
@@ -328,7 +329,8 @@ def _mismatch_hints(missing: list[str], unexpected: list[str], shapes: list[str]
     if any(k.startswith("PA.") for k in missing):
         hints.append("the model is a PA/Lite network but the checkpoint has no PA weights (RGB/TSN/TSM?)")
     if any("conv1.weight" in s and "base_model.conv1" in s for s in shapes):
-        hints.append("stem channels differ: Lite has a 6-channel conv1, RGB/PA a 3-channel one")
+        hints.append("stem channels differ: conv1 has 3 input channels for RGB/PA/TSN/TSM, 6 for Lite, "
+                     "10 for Flow, 15 for RGBDiff")
     if any("pred.weight" in s or "new_fc.weight" in s for s in shapes):
         hints.append("num_classes differs")
     if any("TES" in s for s in shapes):

@@ -1,4 +1,6 @@
-"""Test-time ensembles of separately trained networks: PAN_Full = RGB + PA, PAN_En = Lite + RGB + PA.
+"""Test-time ensembles of separately trained networks: PAN_Full = RGB + PA, PAN_En = Lite + RGB + PA,
+and the two-stream baselines PAN_Full stands in for: TwoStream_Flow = RGB + Flow, TwoStream_RGBDiff =
+RGB + RGBDiff.
 
 The official ``test_models.py`` averages the raw logits of its members (``sum(coeff_k * logits_k) / K``,
 coefficients 1 by default); :class:`Ensemble` returns the weighted mean ``sum(w_k * logits_k) / sum(w_k)``,
@@ -10,6 +12,9 @@ members (RGB/TSN/TSM) the **first frame of each 4-frame snippet**. This is an ap
 official test protocol samples each member's frames with its own offsets (RGB takes the centre frame
 of each segment, PA/Lite a 4-frame snippet starting at it). ``pan_lib.engine``'s evaluation does that
 exact per-member sampling; use this class for demos, FLOP counts and quick checks.
+
+A Flow member cannot be fed from RGB frames: call the ensemble with ``{member name: clip}`` (each
+member's own clip, e.g. ``{"RGB": rgb_clip, "Flow": flow_clip}``) instead of one tensor.
 """
 from __future__ import annotations
 
@@ -20,9 +25,17 @@ from torch import Tensor, nn
 from pan_lib.models import PANNet
 
 # Display names (results tables, records, plots) of what each modality label is trained/tested as:
-# single networks and the two official ensembles (PAN_Full = RGB + PA, PAN_En = Lite + RGB + PA).
+# single networks, the two official ensembles (PAN_Full = RGB + PA, PAN_En = Lite + RGB + PA) and the
+# two-stream baselines (RGB + Flow, RGB + RGBDiff; labels "RGB+Flow", "RGB+RGBDiff").
 MODEL_NAMES = {"TSN": "TSN", "TSM": "TSM", "Lite": "PAN_Lite", "RGB": "PAN_RGB", "PA": "PAN_PA",
-               "Full": "PAN_Full", "En": "PAN_En"}
+               "Flow": "PAN_Flow", "RGBDiff": "PAN_RGBDiff",
+               "Full": "PAN_Full", "En": "PAN_En", "RGB+Flow": "TwoStream_Flow", "RGB+RGBDiff": "TwoStream_RGBDiff"}
+
+# member sets (sorted modalities) with a name of their own -> modality label
+NAMED_ENSEMBLES = {("PA", "RGB"): "Full", ("Lite", "PA", "RGB"): "En", ("Flow", "RGB"): "RGB+Flow",
+                   ("RGB", "RGBDiff"): "RGB+RGBDiff"}
+# the motion stream beside RGB -> the label of the two-stream ensemble
+TWO_STREAM = {"PA": "Full", "Flow": "RGB+Flow", "RGBDiff": "RGB+RGBDiff"}
 
 
 def model_name(modality: str) -> str:
@@ -31,17 +44,17 @@ def model_name(modality: str) -> str:
 
 
 def ensemble_name(modalities: Sequence[str]) -> tuple[str, str]:
-    """(display name, modality label) of a member set: PAN_Full = RGB+PA, PAN_En = Lite+RGB+PA.
+    """(display name, modality label) of a member set: PAN_Full = RGB+PA, PAN_En = Lite+RGB+PA,
+    TwoStream_Flow = RGB+Flow (label "RGB+Flow"), TwoStream_RGBDiff = RGB+RGBDiff (label "RGB+RGBDiff").
 
     One member: its own name; any other set: ``("Ensemble(<names>)", "Ensemble")``.
     """
-    s = sorted(modalities)
+    s = tuple(sorted(modalities))
     if len(s) == 1:
         return model_name(s[0]), s[0]
-    if s == ["PA", "RGB"]:
-        return MODEL_NAMES["Full"], "Full"
-    if s == ["Lite", "PA", "RGB"]:
-        return MODEL_NAMES["En"], "En"
+    if s in NAMED_ENSEMBLES:
+        label = NAMED_ENSEMBLES[s]
+        return MODEL_NAMES[label], label
     return f"Ensemble({'+'.join(model_name(m) for m in modalities)})", "Ensemble"
 
 
@@ -53,8 +66,8 @@ class Ensemble(nn.Module):
             repeated). All members must share ``num_segments`` and ``num_classes``.
         weights: per-member weights (a list in member order or a ``{name: weight}`` dict); equal by default.
     Attributes:
-        modality ("Full", "En" or "Ensemble"), num_segments, num_classes, new_length (the largest
-        member's frames per segment), names, weights.
+        modality ("Full", "En", "RGB+Flow", "RGB+RGBDiff" or "Ensemble"), num_segments, num_classes,
+        new_length (the largest frames per segment among the members fed from RGB frames), names, weights.
     """
 
     def __init__(
@@ -100,7 +113,8 @@ class Ensemble(nn.Module):
         self.modality = modality
         self.num_segments = next(iter(segs.values()))
         self.num_classes = next(iter(classes.values()))
-        self.new_length = max(m.new_length for m in named.values())
+        rgb_fed = [m.new_length for m in named.values() if m.channels_per_frame == 3]
+        self.new_length = max(rgb_fed) if rgb_fed else max(m.new_length for m in named.values())
 
     @classmethod
     def full(cls, rgb: PANNet, pa: PANNet, weights: Sequence[float] | None = None) -> Ensemble:
@@ -117,8 +131,25 @@ class Ensemble(nn.Module):
         _check(pa, "PA", "pa")
         return cls({"Lite": lite, "RGB": rgb, "PA": pa}, weights, modality="En")
 
-    def member_input(self, x: Tensor, member: PANNet) -> Tensor:
-        """The ensemble clip cut down to a member's frames per segment (first frames of each snippet)."""
+    @classmethod
+    def two_stream(cls, rgb: PANNet, motion: PANNet, weights: Sequence[float] | None = None) -> Ensemble:
+        """RGB + a motion stream: PA (= PAN_Full), Flow (TwoStream_Flow) or RGBDiff (TwoStream_RGBDiff)."""
+        _check(rgb, "RGB", "rgb")
+        if motion.modality not in TWO_STREAM:
+            raise ValueError(f"motion must be a {', '.join(TWO_STREAM)} network, got {motion.modality}")
+        return cls({"RGB": rgb, motion.modality: motion}, weights, modality=TWO_STREAM[motion.modality])
+
+    def member_input(self, x: Tensor | Mapping[str, Tensor], member: PANNet, name: str | None = None) -> Tensor:
+        """A member's clip: its entry of a ``{name: clip}`` mapping, or the ensemble clip cut down to the
+        member's frames per segment (first frames of each snippet)."""
+        if isinstance(x, Mapping):
+            if name not in x:
+                raise ValueError(f"no clip for member {name!r}; got clips for {sorted(x)}")
+            return x[name]
+        if member.channels_per_frame != 3:
+            raise ValueError(f"member {name or member.modality} ({member.modality}) reads "
+                             f"{member.channels_per_frame}-channel frames, not RGB: call the ensemble with "
+                             f"{{member name: clip}} for members {self.names}")
         t, m = self.num_segments, self.new_length
         h, w = x.shape[-2:]
         if x.numel() != x.shape[0] * t * m * 3 * h * w:
@@ -130,12 +161,13 @@ class Ensemble(nn.Module):
         first = clip[:, :, : member.new_length]  # (B, T, m', 3, H, W)
         return first.reshape(x.shape[0], t * member.new_length * 3, h, w)  # -> (B, T*m'*3, H, W)
 
-    def forward_members(self, x: Tensor) -> dict[str, Tensor]:
+    def forward_members(self, x: Tensor | Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Raw logits ``[B, C]`` of every member."""
-        return {name: member(self.member_input(x, member)) for name, member in self.members.items()}
+        return {name: member(self.member_input(x, member, name)) for name, member in self.members.items()}
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Clip ``[B, T*m*3, H, W]`` (m = :attr:`new_length`) -> weighted mean of member logits ``[B, C]``."""
+    def forward(self, x: Tensor | Mapping[str, Tensor]) -> Tensor:
+        """Clip ``[B, T*m*3, H, W]`` (m = :attr:`new_length`), or ``{member name: clip}`` -> weighted
+        mean of member logits ``[B, C]``."""
         logits = self.forward_members(x)
         total = sum(w * logits[n].float() for n, w in zip(self.names, self.weights))
         return total / sum(self.weights)

@@ -29,7 +29,23 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
 
 
-def _count(model: nn.Module, x: torch.Tensor) -> tuple[int, dict[str, int]]:
+def _input_channels(model: nn.Module) -> int:
+    """Channels per segment of ``model``'s clip (``PANNet.input_channels``; RGB frames otherwise)."""
+    return getattr(model, "input_channels", 3 * model.new_length)
+
+
+def example_input(model: nn.Module, batch: int, h: int, w: int, *,
+                  device: torch.device | str = "cpu") -> torch.Tensor | dict[str, torch.Tensor]:
+    """Zeros shaped like ``model``'s input: ``[batch, T*m*c, h, w]``, or ``{member: clip}`` for an
+    ensemble with a member that does not read RGB frames (Flow)."""
+    members = getattr(model, "members", None)
+    if members is not None and any(getattr(m, "channels_per_frame", 3) != 3 for m in members.values()):
+        return {name: torch.zeros(batch, m.num_segments * _input_channels(m), h, w, device=device)
+                for name, m in members.items()}
+    return torch.zeros(batch, model.num_segments * _input_channels(model), h, w, device=device)
+
+
+def _count(model: nn.Module, x: torch.Tensor | dict[str, torch.Tensor]) -> tuple[int, dict[str, int]]:
     with FlopCounterMode(display=False, depth=None) as counter, torch.no_grad():
         model(x)
     per_module = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
@@ -74,7 +90,7 @@ def count_flops(
     else:
         work = model
         device = next(model.parameters()).device
-    x = torch.zeros(batch, t * m * 3, h, w, device=device)
+    x = example_input(work, batch, h, w, device=device)
     was_training = work.training
     work.eval()
     pa_modules = [mod for mod in work.modules() if isinstance(mod, PA)]
@@ -100,7 +116,7 @@ def count_flops(
         "macs_official": official // 2,
         "macs_executed": executed // 2,
         "params": params,
-        "input_shape": tuple(x.shape),
+        "input_shape": tuple(x.shape) if isinstance(x, torch.Tensor) else {k: tuple(v.shape) for k, v in x.items()},
         "convention": convention,
         "by_module": by_module,
     }

@@ -7,11 +7,13 @@
       |  RGB / TSN / TSM (m = 1):  frames              [B*T, 3, H, W]
       |  PA   (m = 4):             PA(frames)          [B*T, 3, H, W]   -> unchanged 3-channel stem
       |  Lite (m = 4):             cat(frame 0, PA)    [B*T, 6, H, W]   -> 6-channel stem
+      |  Flow (m = 5, 2 ch/frame): stacked (x, y) flow [B*T, 10, H, W]  -> 10-channel stem
+      |  RGBDiff (m = 6):          5 frame differences [B*T, 15, H, W]  -> 15-channel stem
       v
     ResNet (temporal shift in every residual branch; ResNet-101: every 2nd block)
       |                                                [B*T, D]  after global average pooling
       v
-    head: VAP (RGB/PA/Lite)                            [B, C]
+    head: VAP (RGB/PA/Lite/Flow/RGBDiff)               [B, C]
           or dropout + new_fc + average over T (TSN/TSM)
 
 | modality | frames/segment | shift | head | what it is |
@@ -21,6 +23,14 @@
 | RGB      | 1 | yes | VAP | PAN_Full's appearance stream |
 | PA       | 4 | yes | VAP | PAN_Full's motion stream (PA map into the ImageNet RGB stem) |
 | Lite     | 4 | yes | VAP | PAN_Lite (RGB frame 0 + PA into a 6-channel stem) |
+| Flow     | 5 | yes | VAP | TSN's flow stream: 5 stored flow fields (x, y) per segment, 10-channel stem |
+| RGBDiff  | 6 | yes | VAP | TSN's RGB-difference stream: 5 differences of 6 consecutive frames, 15-channel stem |
+
+Flow and RGBDiff stems are built from the RGB stem as TSN does (kernel averaged over its 3 input
+channels, replicated; bias kept), like Lite's. A Flow clip has 2 channels per frame (x, y as stored
+by ``python -m data_prep flow``), every other clip 3 (RGB): ``[B, T*m*c, H, W]``, c =
+:func:`channels_per_frame`. RGBDiff takes 6 frames per segment (the view of TSM's ``_get_diff``;
+TSM's ``main.py`` loads only 5, see docs/models.md) and differences them inside the network.
 
 Module names equal the official ones minus ``module.`` (``PA.shallow_conv.weight``,
 ``base_model.layer1.0.conv1.net.weight``, ``base_model.fc.TES.0.weight``, ``new_fc.weight``), and
@@ -44,11 +54,13 @@ from pan_lib.modules.vap import VAP
 
 log = logging.getLogger(__name__)
 
-MODALITIES = ("TSN", "TSM", "RGB", "PA", "Lite")
+MODALITIES = ("TSN", "TSM", "RGB", "PA", "Lite", "Flow", "RGBDiff")
 HEADS = ("vap", "avg")
-_FRAMES_PER_SEGMENT = {"TSN": 1, "TSM": 1, "RGB": 1, "PA": 4, "Lite": 4}
-_DEFAULT_SHIFT = {"TSN": False, "TSM": True, "RGB": True, "PA": True, "Lite": True}
-_DEFAULT_HEAD = {"TSN": "avg", "TSM": "avg", "RGB": "vap", "PA": "vap", "Lite": "vap"}
+_FRAMES_PER_SEGMENT = {"TSN": 1, "TSM": 1, "RGB": 1, "PA": 4, "Lite": 4, "Flow": 5, "RGBDiff": 6}
+_CHANNELS_PER_FRAME = {"Flow": 2}  # (x, y) flow; every other modality reads RGB frames (3)
+_DEFAULT_SHIFT = {"TSN": False, "TSM": True, "RGB": True, "PA": True, "Lite": True, "Flow": True, "RGBDiff": True}
+_DEFAULT_HEAD = {"TSN": "avg", "TSM": "avg", "RGB": "vap", "PA": "vap", "Lite": "vap", "Flow": "vap",
+                 "RGBDiff": "vap"}
 
 # The project's one table of renamed parameters: old spelling -> canonical name. Old spellings stay
 # accepted where people type them or files keep them (build_model keywords, config dicts / YAML,
@@ -77,25 +89,54 @@ def _check_modality(modality: str) -> None:
 
 
 def frames_per_segment(modality: str) -> int:
-    """Consecutive frames the loader must deliver per segment: 4 for PA/Lite, 1 otherwise."""
+    """Consecutive frames the loader must deliver per segment: 4 for PA/Lite, 5 flow fields for Flow,
+    6 frames for RGBDiff (5 differences), 1 otherwise."""
     _check_modality(modality)
     return _FRAMES_PER_SEGMENT[modality]
 
 
-def lite_stem(conv1: nn.Conv2d, in_channels: int = 6) -> nn.Conv2d:
-    """The official Lite stem: the 3-channel kernel averaged over its inputs, replicated to ``in_channels``.
+def channels_per_frame(modality: str) -> int:
+    """Channels of one input frame: 2 for Flow (x, y), 3 (RGB) otherwise."""
+    _check_modality(modality)
+    return _CHANNELS_PER_FRAME.get(modality, 3)
 
-    Note (official behaviour, kept): the RGB half of the stem loses its colour filters too.
+
+def stem_channels(modality: str) -> int:
+    """Input channels of the ResNet stem: 6 Lite, 10 Flow, 15 RGBDiff, 3 otherwise."""
+    m = frames_per_segment(modality)
+    return {"Lite": 3 + (m - 1), "Flow": 2 * m, "RGBDiff": 3 * (m - 1)}.get(modality, 3)
+
+
+def frame_differences(frames: Tensor, snippet_length: int) -> Tensor:
+    """TSN's RGB difference: ``[N*m, 3, H, W]`` frames (m = ``snippet_length``) -> ``[N, 3*(m-1), H, W]``,
+    the ``m-1`` differences ``frame[k] - frame[k-1]`` stacked in frame order."""
+    h, w = frames.shape[-2:]
+    snippet = frames.view(-1, snippet_length, 3, h, w)  # (N*m, 3, H, W) -> (N, m, 3, H, W)
+    diff = snippet[:, 1:] - snippet[:, :-1]  # (N, m-1, 3, H, W)
+    return diff.reshape(-1, 3 * (snippet_length - 1), h, w)  # -> (N, 3*(m-1), H, W)
+
+
+def mean_rgb_stem(conv1: nn.Conv2d, in_channels: int) -> nn.Conv2d:
+    """TSN's stem for non-RGB inputs: the 3-channel kernel averaged over its inputs and replicated to
+    ``in_channels`` (``weight.mean(dim=1, keepdim=True).expand(...)``); the bias, if any, is kept.
+
+    Used for Lite (6 channels; official behaviour, kept: its RGB half loses the colour filters too),
+    Flow (10) and RGBDiff (15).
     """
     new = nn.Conv2d(
         in_channels, conv1.out_channels, conv1.kernel_size, conv1.stride, conv1.padding, bias=conv1.bias is not None
     )
     with torch.no_grad():
         mean_kernel = conv1.weight.mean(dim=1, keepdim=True)  # (64, 3, 7, 7) -> (64, 1, 7, 7)
-        new.weight.copy_(mean_kernel.expand(-1, in_channels, -1, -1))  # -> (64, 6, 7, 7)
+        new.weight.copy_(mean_kernel.expand(-1, in_channels, -1, -1))  # -> (64, in_channels, 7, 7)
         if conv1.bias is not None:
             new.bias.copy_(conv1.bias)
     return new
+
+
+def lite_stem(conv1: nn.Conv2d, in_channels: int = 6) -> nn.Conv2d:
+    """The official Lite stem (:func:`mean_rgb_stem` with 6 channels)."""
+    return mean_rgb_stem(conv1, in_channels)
 
 
 @dataclass(frozen=True)
@@ -116,7 +157,7 @@ class ModelConfig:
         dropout: before the classifier (VAP's dropout, or TSN's ``fc`` Dropout).
         shift: temporal shift on/off; default off for TSN, on for every other modality.
         head: ``"vap"`` or ``"avg"`` (dropout + ``new_fc`` + average consensus); default VAP for
-            RGB/PA/Lite and avg for TSN/TSM.
+            RGB/PA/Lite/Flow/RGBDiff and avg for TSN/TSM.
         shift_div: ``1/shift_div`` of the channels shift each way (the official ``--shift_div``).
         shift_place: ``"blockres"`` (official) or ``"block"``.
     """
@@ -176,8 +217,13 @@ class ModelConfig:
 
     @property
     def new_length(self) -> int:
-        """Frames per segment the loader must deliver (4 for PA/Lite, 1 otherwise)."""
+        """Frames per segment the loader must deliver (4 PA/Lite, 5 Flow, 6 RGBDiff, 1 otherwise)."""
         return _FRAMES_PER_SEGMENT[self.modality]
+
+    @property
+    def channels_per_frame(self) -> int:
+        """2 for Flow (x, y), 3 otherwise."""
+        return channels_per_frame(self.modality)
 
 
 class PANNet(nn.Module):
@@ -220,8 +266,8 @@ class PANNet(nn.Module):
             base.fc = nn.Dropout(p=dropout)
         else:
             base.fc = _normal_linear(self.feature_dim, num_classes)
-        if self.modality == "Lite":
-            base.conv1 = lite_stem(base.conv1, 3 + (self.new_length - 1))
+        if self.modality in ("Lite", "Flow", "RGBDiff"):
+            base.conv1 = mean_rgb_stem(base.conv1, stem_channels(self.modality))
         self.base_model = base
         if self.head == "avg" and dropout > 0:
             self.new_fc = _normal_linear(self.feature_dim, num_classes)
@@ -229,12 +275,17 @@ class PANNet(nn.Module):
             self.new_fc = None
 
     @property
+    def channels_per_frame(self) -> int:
+        """Channels of one input frame: 2 for Flow (x, y), 3 otherwise."""
+        return channels_per_frame(self.modality)
+
+    @property
     def input_channels(self) -> int:
-        """Channels per segment of the input clip: ``3 * new_length``."""
-        return 3 * self.new_length
+        """Channels per segment of the input clip: ``channels_per_frame * new_length`` (10 for Flow)."""
+        return self.channels_per_frame * self.new_length
 
     def _frames(self, x: Tensor) -> Tensor:
-        """Validate the clip layout and return ``[B*T*m, 3, H, W]`` frames."""
+        """Validate the clip layout and return ``[B*T*m, c, H, W]`` frames (c = channels per frame)."""
         t, c = self.num_segments, self.input_channels
         if x.dim() == 4 and x.shape[1] == t * c:
             pass
@@ -246,15 +297,20 @@ class PANNet(nn.Module):
                 f"[B, {t * c}, H, W] or [B, {t}, {c}, H, W], got {tuple(x.shape)}"
             )
         h, w = x.shape[-2:]
-        return x.reshape(-1, 3, h, w)  # (B, T*m*3, H, W) -> (B*T*m, 3, H, W)
+        return x.reshape(-1, self.channels_per_frame, h, w)  # (B, T*m*c, H, W) -> (B*T*m, c, H, W)
 
     def backbone_input(self, x: Tensor) -> Tensor:
-        """What enters the ResNet stem: ``[B*T, 3 | 6, H, W]`` (RGB frames, PA map, or both for Lite)."""
+        """What enters the ResNet stem: ``[B*T, 3 | 6 | 10 | 15, H, W]`` (RGB frames, PA map, both for
+        Lite, stacked flow, frame differences)."""
         frames = self._frames(x)
+        h, w = frames.shape[-2:]
+        if self.modality == "Flow":
+            return frames.reshape(-1, self.input_channels, h, w)  # (B*T*5, 2, H, W) -> (B*T, 10, H, W)
+        if self.modality == "RGBDiff":
+            return frame_differences(frames, self.new_length)  # (B*T*6, 3, H, W) -> (B*T, 15, H, W)
         if self.modality == "PA":
             return self.PA(frames)  # (B*T*4, 3, H, W) -> (B*T, 3, H, W)
         if self.modality == "Lite":
-            h, w = frames.shape[-2:]
             pa = self.PA(frames)  # (B*T, 3, H, W)
             rgb = frames.view(-1, self.new_length, 3, h, w)[:, 0]  # (B*T*4, 3, H, W) -> first frame (B*T, 3, H, W)
             return torch.cat([rgb.to(pa.dtype), pa], dim=1)  # (B*T, 6, H, W)
@@ -288,7 +344,7 @@ def _normal_linear(in_features: int, out_features: int) -> nn.Linear:
 
 
 def build_model(modality: str | ModelConfig, num_classes: int | None = None, **kwargs: Any) -> PANNet:
-    """Build a TSN / TSM / PAN (RGB, PA, Lite) network.
+    """Build a TSN / TSM / PAN (RGB, PA, Lite) network, or a PAN-style Flow / RGBDiff stream.
 
     ``build_model(ModelConfig(...))`` or ``build_model(modality, num_classes, num_segments=8,
     backbone="resnet50", pretrained=False, dropout=0.5, shift=None, head=None, shift_div=8,

@@ -74,7 +74,7 @@ def test_parse_official_names():
     with pytest.raises(ValueError, match="official checkpoint name pattern"):
         parse_checkpoint_name("my_model.pth")
     with pytest.raises(ValueError, match="not supported"):
-        parse_checkpoint_name("PAN_Flow_something_resnet50_avg_segment8_e50.pth.tar")
+        parse_checkpoint_name("PAN_Depth_something_resnet50_avg_segment8_e50.pth.tar")
 
 
 def test_refuses_unsafe_pickle(tmp_path):

@@ -9,19 +9,21 @@ import torch
 
 from pan_lib import MODALITIES, build_model, frames_per_segment
 from pan_lib.backbones import BACKBONES, PretrainedWeightsUnavailable, build_backbone
-from pan_lib.models import PANNet
+from pan_lib.engine.optim import official_param_groups
+from pan_lib.models import PANNet, frame_differences, mean_rgb_stem
 
 TINY = "resnet_tiny"
 
 
 def clip(model: PANNet, batch: int = 2, size: int = 32) -> torch.Tensor:
-    return torch.randn(batch, model.num_segments * model.new_length * 3, size, size)
+    return torch.randn(batch, model.num_segments * model.input_channels, size, size)
 
 
 @pytest.mark.parametrize("modality", MODALITIES)
 def test_forward_backward_each_modality(modality):
     model = build_model(modality, 5, num_segments=4, backbone=TINY)
-    assert model.new_length == frames_per_segment(modality) == (4 if modality in ("PA", "Lite") else 1)
+    expected = {"PA": 4, "Lite": 4, "Flow": 5, "RGBDiff": 6}.get(modality, 1)
+    assert model.new_length == frames_per_segment(modality) == expected
     x, y = clip(model), torch.tensor([1, 3])
     out = model(x)
     assert out.shape == (2, 5)
@@ -43,8 +45,8 @@ def test_five_dim_input_equals_flat_and_bad_shape_message():
 
 
 def test_unknown_names_list_valid_ones():
-    with pytest.raises(ValueError, match="valid: TSN, TSM, RGB, PA, Lite"):
-        build_model("Flow", 3)
+    with pytest.raises(ValueError, match="valid: TSN, TSM, RGB, PA, Lite, Flow, RGBDiff"):
+        build_model("Depth", 3)
     with pytest.raises(ValueError, match="resnet_tiny"):
         build_model("RGB", 3, backbone="resnet2")
     with pytest.raises(ValueError, match="valid: vap, avg"):
@@ -200,3 +202,51 @@ def test_same_seed_same_model_and_outputs():
     x = torch.randn(1, 48, 32, 32)
     with torch.no_grad():
         assert torch.equal(a(x), b(x))
+
+
+# ------------------------------------------------------------------ Flow / RGBDiff streams (issue 12)
+@pytest.mark.parametrize("modality, channels, stem", [("Flow", 10, 10), ("RGBDiff", 18, 15)])
+def test_flow_and_rgbdiff_shapes(modality, channels, stem):
+    model = build_model(modality, 5, num_segments=4, backbone=TINY)
+    assert model.input_channels == channels and model.head == "vap" and model.shift
+    assert model.base_model.conv1.in_channels == stem
+    x = clip(model)
+    assert x.shape == (2, 4 * channels, 32, 32)
+    assert model.backbone_input(x).shape == (2 * 4, stem, 32, 32)
+    assert model(x).shape == (2, 5)
+    assert model(x.view(2, 4, channels, 32, 32)).shape == (2, 5)
+    with pytest.raises(ValueError, match=f"expects a clip \\[B, {4 * channels}, H, W\\]"):
+        model(torch.randn(2, 4 * 3, 32, 32))
+
+
+@pytest.mark.parametrize("modality, channels", [("Flow", 10), ("RGBDiff", 15)])
+def test_flow_and_rgbdiff_stem_is_mean_over_rgb_replicated(modality, channels):
+    torch.manual_seed(0)
+    rgb = build_model("RGB", 5, num_segments=4, backbone=TINY)
+    torch.manual_seed(0)  # same initial backbone: the stem is derived from the same RGB kernel
+    net = build_model(modality, 5, num_segments=4, backbone=TINY)
+    w_rgb = rgb.base_model.conv1.weight
+    expected = w_rgb.mean(dim=1, keepdim=True).expand(-1, channels, -1, -1)
+    torch.testing.assert_close(net.base_model.conv1.weight, expected)
+    conv = torch.nn.Conv2d(3, 4, 3, bias=True)  # the bias, when there is one, is kept
+    new = mean_rgb_stem(conv, 10)
+    torch.testing.assert_close(new.bias, conv.bias)
+    torch.testing.assert_close(new.weight[:, 7], conv.weight.mean(dim=1))
+
+
+def test_rgbdiff_feeds_consecutive_differences():
+    frames = torch.arange(6, dtype=torch.float32).view(1, 6, 1, 1, 1).expand(1, 6, 3, 2, 2) ** 2  # f_k = k^2
+    diff = frame_differences(frames.reshape(6, 3, 2, 2), 6)
+    assert diff.shape == (1, 15, 2, 2)
+    torch.testing.assert_close(diff[0, ::3, 0, 0], torch.tensor([1.0, 3.0, 5.0, 7.0, 9.0]))  # k^2 - (k-1)^2
+    model = build_model("RGBDiff", 3, num_segments=2, backbone=TINY)
+    still = torch.ones(1, 2 * 18, 16, 16)  # constant frames: all differences are zero
+    assert model.backbone_input(still).abs().sum() == 0
+
+
+def test_flow_first_conv_gets_flow_lr_multipliers():
+    for modality, mults in (("Flow", (5, 10)), ("RGBDiff", (1, 2))):
+        groups = {g["name"]: g for g in official_param_groups(build_model(modality, 3, num_segments=2, backbone=TINY))}
+        assert groups["first_conv_weight"]["lr_mult"] == mults[0]
+        assert groups["first_conv_bias"]["lr_mult"] == mults[1]
+        assert groups["first_conv_weight"]["params"][0].shape[1] == (10 if modality == "Flow" else 15)

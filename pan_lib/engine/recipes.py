@@ -41,6 +41,10 @@ _OFFICIAL_MODALITY: dict[str, dict[str, Any]] = {
     # TSM repo, scripts/train_tsm_something_rgb_8f.sh (SSv1): wd 5e-4 (TSM default), 50 epochs
     "TSM": dict(epochs=50, lr_steps=(20, 40), weight_decay=5e-4),
     "TSN": dict(epochs=50, lr_steps=(20, 40), weight_decay=5e-4),
+    # no PAN script trains Flow or RGBDiff: they get the PA stream's recipe (Full_PA.sh), the motion
+    # stream they stand beside in RGB + motion ensembles (TSN's lr x5/x10 on the Flow stem is in optim)
+    "Flow": dict(epochs=80, lr_steps=(30, 60)),
+    "RGBDiff": dict(epochs=80, lr_steps=(30, 60)),
 }
 OFFICIAL_DATASETS = ("sthv1", "sthv2")
 
@@ -76,6 +80,8 @@ RECIPE_SOURCES = {
        for m, s in (("Lite", "Lite.sh"), ("RGB", "Full_RGB.sh"), ("PA", "Full_PA.sh"))},
     **{(d, m): "TSM repository SSv1 script (lr 0.01, steps 20 40, 50 epochs, wd 5e-4)"
        for d in OFFICIAL_DATASETS for m in ("TSM", "TSN")},
+    **{(d, m): "no official script: the PA stream's (scripts/train/{d}/Full_PA.sh)".format(d=d)
+       for d in OFFICIAL_DATASETS for m in ("Flow", "RGBDiff")},
     **{("embedded", m): "embedded CPU recipe (pan_lib.engine.recipes; AdamW, from scratch)" for m in _EMBEDDED_MODALITY},
 }
 
