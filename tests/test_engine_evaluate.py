@@ -126,3 +126,45 @@ def test_train_then_evaluate_checkpoint_and_export_official(tmp_path):
     ours = torch.load(res.best_checkpoint, weights_only=True)["model"]
     for k, v in loaded.model.state_dict().items():
         assert torch.equal(v, ours[k]), k
+
+
+@pytest.mark.parametrize("views_per_forward", [1, 4, 7])
+def test_views_go_through_the_network_in_bounded_chunks(views_per_forward):
+    """3 crops x 10 dense clips = 30 views a video: no forward (nor loader batch) holds more than K views,
+    and the scores equal one forward per video."""
+    torch.manual_seed(0)
+    net = _CountingNet(new_length=4).eval()
+    data = ToyMotion(5, new_length=4, views=30, fixed=True)
+    cfg = EvalConfig(crops=3, dense_sample=True, batch_size=8, device="cpu", progress="off", num_workers=0)
+    assert cfg.views == 30
+    res = evaluate([net], cfg.replace(views_per_forward=views_per_forward), datasets=[data], num_classes=3,
+                   write=False)
+    assert max(s[0] for s in net.inputs) <= views_per_forward and sum(s[0] for s in net.inputs) == 5 * 30
+    with torch.no_grad():
+        whole = torch.stack([net(data[i][0].view(30, -1, 32, 32)).mean(0) for i in range(5)])  # (V, C) -> (C,)
+    np.testing.assert_allclose(res.scores, whole.numpy()[np.argsort(data.video_ids)], rtol=1e-5, atol=1e-6)
+
+
+def test_loader_batch_holds_at_most_views_per_forward_views():
+    from pan_lib.engine.evaluate import videos_per_batch
+
+    assert videos_per_batch(8, 30, 32) == 1      # one whole video when V > K (its views then go in chunks)
+    assert videos_per_batch(8, 3, 32) == 8       # batch_size caps
+    assert videos_per_batch(8, 10, 32) == 3
+    assert videos_per_batch(8, 100, 32) == 1
+
+
+def test_empty_shard_gives_an_empty_prediction_with_classes():
+    """A rank without videos (fewer videos than ranks): [0, C] logits that join the others in torch.cat."""
+    from torch.utils.data import DataLoader
+
+    from pan_lib.engine.distributed import ShardSampler
+    from pan_lib.engine.evaluate import gather_predictions, predict
+
+    net = TinyNet()
+    data = ToyMotion(1)
+    empty = predict(net, DataLoader(data, sampler=ShardSampler(len(data), rank=1, world_size=2)), views=1)
+    full = predict(net, DataLoader(data, sampler=ShardSampler(len(data), rank=0, world_size=2)), views=1)
+    assert empty["logits"].shape == (0, 3) and full["logits"].shape == (1, 3)
+    assert torch.cat([full["logits"], empty["logits"]]).shape == (1, 3)
+    assert gather_predictions(empty)["logits"].shape == (0, 3)  # one process: its own (empty) output back

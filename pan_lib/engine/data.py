@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch.utils.data import Dataset
 
 from pan_lib.data import registry
+from pan_lib.engine import distributed as D
 from pan_lib.models import frames_per_segment
 
 log = logging.getLogger(__name__)
@@ -111,6 +114,22 @@ def _video_ids(dataset: Dataset) -> list[str] | None:
     return None
 
 
+@contextmanager
+def rank0_first() -> Iterator[None]:
+    """Run the body on rank 0 first, then on the other ranks (a barrier between): shared preparation
+    (generating the embedded data set, downloading ImageNet weights) happens once, the others then
+    read what rank 0 wrote. A plain body for a single process or outside a process group."""
+    grouped = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    first = not grouped or dist.get_rank() == 0
+    if not first:
+        D.barrier()  # wait for rank 0 to finish the body
+    try:
+        yield
+    finally:
+        if grouped and first:
+            D.barrier()  # release the other ranks
+
+
 def build_split(dataset_name: str, data_root: str | None, split: str, *, modality: str, num_segments: int,
                 input_size: int, scale_size: int, source: str = "auto", test_crops: int = 1,
                 full_res: bool = False, twice_sample: bool = False, dense_sample: bool = False,
@@ -121,7 +140,8 @@ def build_split(dataset_name: str, data_root: str | None, split: str, *, modalit
     official in-training validation); evaluation asks for "test" with its crops/clips. The data set
     comes from `pan_lib.data.registry.get_prepared` (the embedded one is generated on first use).
     """
-    prepared = registry.get_prepared(dataset_name, data_root, source=source, progress="off")
+    with rank0_first():  # under torchrun only rank 0 generates a missing embedded set
+        prepared = registry.get_prepared(dataset_name, data_root, source=source, progress="off")
     mode = mode or ("train" if split == "train" else "val")
     extra: dict[str, Any] = {}
     if mode == "test":

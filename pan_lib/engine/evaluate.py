@@ -1,17 +1,28 @@
-"""The official test protocol (`test_models.py`), with results that do not depend on the batch size.
+"""The official test protocol (`test_models.py`), with results that do not depend on the batch size
+or on the number of processes.
 
 ::
 
     checkpoint k ──► its own dataset (new_length of its modality, test offsets, crops) ──► loader
-        clip [B, V*T*m*3, S, S] ──view──► [B*V, T*m*3, S, S] ──model──► [B*V, C] ──mean over V──► [B, C]
+        clip [B, V*T*m*3, S, S] ──view──► [B*V, T*m*3, S, S] ──chunks of <= K views──► model ──► [B*V, C]
+        ──mean over V──► [B, C]
     ensemble: sum_k coeff_k * logits_k / K  (raw logits, equal weights by default: PAN_Full, PAN_En)
     metrics: top-1, top-5, per-class accuracy, confusion matrix; scores sorted by video id (.npz)
 
 V = crops x clips: 1 crop (scale 256, centre crop), 3 (full-res left/centre/right), 5/10 (corners +
 centre, +flips); clips = 2 with `twice_sample`, 10 with `dense_sample`; `full_res` makes the crop
-256 x 256. Each video's views go through the network together with no other video's, BatchNorm is
-in eval mode and the last batch is not padded, so a video's score is the same for every
-`batch_size` (the official script's results changed with it: temporal-shift-module#134).
+256 x 256. Each video's views go through the network with no other video's, BatchNorm is in eval
+mode and the last batch is not padded, so a video's score is the same for every `batch_size` (the
+official script's results changed with it: temporal-shift-module#134).
+
+Memory is bounded whatever the protocol: a loader batch holds at most `views_per_forward` views
+(at least one whole video), and the network sees at most `views_per_forward` views per call; the
+logits of a video's views are averaged after the last chunk.
+
+Under torchrun every process joins the group (gloo on the CPU, NCCL on GPUs), runs on its own
+device (LOCAL_RANK), scores the videos r, r + W, ... of the list, and the per-video scores are
+gathered in video order: every video is scored exactly once (a rank may have none), and rank 0
+writes the metrics and `scores.npz` of the whole set, equal to a one-process evaluation.
 """
 from __future__ import annotations
 
@@ -21,7 +32,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -31,6 +42,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from pan_lib.checkpoints import load_checkpoint, read_checkpoint
+from pan_lib.data.transforms import clip_stats, normalize_clip
 from pan_lib.engine import distributed as D
 from pan_lib.engine.checkpointing import FORMAT
 from pan_lib.engine.config import EvalConfig
@@ -47,12 +59,23 @@ log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------------------- maths
-def view_mean_logits(model: nn.Module, clips: torch.Tensor, views: int) -> torch.Tensor:
-    """Clips with `views` views each, `[B, V*T*m*3, S, S]` -> logits averaged over views `[B, C]`."""
+def view_mean_logits(model: nn.Module, clips: torch.Tensor, views: int, *, chunk: int | None = None,
+                     prepare: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """Clips with `views` views each, `[B, V*T*m*3, S, S]` -> logits averaged over views `[B, C]`.
+
+    The `B*V` views go through `model` in chunks of at most `chunk` (all at once when None);
+    `prepare` turns a chunk into the network's input (device copy, normalisation, memory format).
+    """
     b, _, h, w = clips.shape
     per_view = clips.reshape(b * views, -1, h, w)  # (B, V*T*m*3, S, S) -> (B*V, T*m*3, S, S)
-    logits = model(per_view).float()  # (B*V, C)
+    chunks = per_view.split(chunk) if chunk else (per_view,)
+    logits = torch.cat([model(prepare(c) if prepare else c).float() for c in chunks])  # (B*V, C)
     return logits.view(b, views, -1).mean(dim=1)  # (B*V, C) -> (B, V, C) -> (B, C)
+
+
+def videos_per_batch(batch_size: int, views: int, views_per_forward: int) -> int:
+    """Loader batch (videos) that holds at most `views_per_forward` views, and at least one video."""
+    return max(1, min(batch_size, views_per_forward // views))
 
 
 def combine_members(member_logits: Sequence[torch.Tensor], coeffs: Sequence[float] | None = None) -> torch.Tensor:
@@ -95,11 +118,16 @@ def classification_metrics(scores: torch.Tensor, labels: torch.Tensor, num_class
 @torch.no_grad()
 def predict(model: nn.Module, loader: DataLoader, *, device: torch.device | str = "cpu",
             amp_dtype: torch.dtype | None = None, views: int | None = None, max_batches: int | None = None,
-            progress: str = "off", desc: str = "evaluate", channels_last: bool = False) -> dict[str, torch.Tensor]:
+            progress: str = "off", desc: str = "evaluate", channels_last: bool = False,
+            views_per_forward: int | None = None,
+            normalize: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """View-averaged logits for every item of `loader`: {'logits' [N, C], 'labels' [N], 'indices' [N]}.
 
     `views=None` infers V from the clip's channel count and the model's `num_segments` and
-    `new_length` (PANNet attributes).
+    `new_length` (PANNet attributes). Views go to `device` and through the network at most
+    `views_per_forward` at a time (None: a whole batch). `normalize` turns a clip chunk on the device
+    into the network's input when the loader yields uint8 clips (float clips pass as they are). An
+    empty loader (a rank without videos) gives `[0, C]` logits, C = the model's `num_classes`.
     """
     device = torch.device(device)
     was_training = model.training
@@ -108,6 +136,15 @@ def predict(model: nn.Module, loader: DataLoader, *, device: torch.device | str 
     per_view_channels = None
     if views is None:
         per_view_channels = 3 * getattr(model, "num_segments") * getattr(model, "new_length", 1)
+
+    def prepare(chunk: torch.Tensor) -> torch.Tensor:
+        chunk = chunk.to(device, non_blocking=True)
+        if chunk.dtype == torch.uint8:
+            if normalize is None:
+                raise ValueError("uint8 clips need `normalize` (pan_lib.data.transforms.normalize_clip)")
+            chunk = normalize(chunk)
+        return chunk.contiguous(memory_format=torch.channels_last) if channels_last else chunk
+
     bar = progress_bar(total=len(loader) if max_batches is None else min(len(loader), max_batches), desc=desc,
                        mode=progress)
     offset = 0
@@ -119,11 +156,8 @@ def predict(model: nn.Module, loader: DataLoader, *, device: torch.device | str 
             index = torch.arange(offset, offset + len(labels))
         offset += len(labels)
         v = views if views is not None else clips.shape[1] // per_view_channels
-        clips = clips.to(device, non_blocking=True)
-        if channels_last:
-            clips = clips.contiguous(memory_format=torch.channels_last)
         with D.autocast_context(device, amp_dtype):
-            out = view_mean_logits(model, clips, v)
+            out = view_mean_logits(model, clips, v, chunk=views_per_forward, prepare=prepare)
         logits_all.append(out.float().cpu())
         labels_all.append(torch.as_tensor(labels).long().cpu())
         index_all.append(torch.as_tensor(index).long().cpu())
@@ -131,9 +165,36 @@ def predict(model: nn.Module, loader: DataLoader, *, device: torch.device | str 
     bar.close()
     model.train(was_training)
     if not logits_all:
-        return {"logits": torch.zeros(0, 0), "labels": torch.zeros(0, dtype=torch.long),
-                "indices": torch.zeros(0, dtype=torch.long)}
+        return {"logits": torch.zeros(0, int(getattr(model, "num_classes", 0) or 0)),
+                "labels": torch.zeros(0, dtype=torch.long), "indices": torch.zeros(0, dtype=torch.long)}
     return {"logits": torch.cat(logits_all), "labels": torch.cat(labels_all), "indices": torch.cat(index_all)}
+
+
+def device_normalizer(modality: str, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """uint8 clips already on `device` -> float clips normalised with `modality`'s statistics
+    (`pan_lib.data.transforms.CLIP_STATS`; an unknown modality gets ImageNet's, like RGB)."""
+    try:
+        mean, std = clip_stats(modality)
+    except ValueError:
+        mean, std = clip_stats("RGB")
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=device)  # made once, not per batch
+    std_t = torch.tensor(std, dtype=torch.float32, device=device)
+    return lambda clips: normalize_clip(clips, mean_t, std_t)
+
+
+def gather_predictions(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every process's `predict` output joined and sorted by dataset index (all of it on every rank).
+
+    Shards are disjoint (`ShardSampler`), so each video appears once; ranks without videos add
+    nothing. A single process gets its own output back, sorted.
+    """
+    parts = [p for p in D.all_gather_objects(out) if p["indices"].numel() > 0]
+    if not parts:
+        return out
+    index = torch.cat([p["indices"] for p in parts])
+    order = index.argsort()
+    return {"logits": torch.cat([p["logits"] for p in parts])[order],
+            "labels": torch.cat([p["labels"] for p in parts])[order], "indices": index[order]}
 
 
 def model_gmacs_per_view(model: nn.Module, input_size: int) -> float:
@@ -224,14 +285,18 @@ def evaluate(checkpoints: Sequence[str | Path | nn.Module] | str | Path | nn.Mod
     `datasets` (one per member, items `(clip, label, index)` with the member's views) replace the
     prepared data set of `cfg.dataset` (tests, custom data). Writes `scores.npz` (scores, labels,
     video_ids, sorted by video id), `confusion.npy`, `per_class.csv` and `record.json` to
-    `cfg.out_dir` unless `write=False`.
+    `cfg.out_dir` unless `write=False` (rank 0 only under torchrun; every rank returns the whole
+    result). Under torchrun the process group is joined here and left up: the caller shuts it down
+    (`pan_lib.engine.distributed.shutdown_distributed`).
     """
     cfg = (cfg or EvalConfig()).replace(**overrides) if overrides else (cfg or EvalConfig())
     if isinstance(checkpoints, (str, Path, nn.Module)):
         checkpoints = [checkpoints]
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = D.resolve_device(cfg.device)
+    env = D.env_from_os()
+    device = D.resolve_device(cfg.device, env.local_rank)
+    env = D.init_distributed(device.type)  # torchrun: join the group; one process: nothing
     amp_dtype = D.resolve_amp(cfg.amp, device)
     channels_last = D.resolve_channels_last(cfg.channels_last, device)
     coeffs = list(cfg.coeffs) if cfg.coeffs is not None else [1.0] * len(checkpoints)
@@ -239,7 +304,6 @@ def evaluate(checkpoints: Sequence[str | Path | nn.Module] | str | Path | nn.Mod
         raise ValueError(f"coeffs has {len(coeffs)} values for {len(checkpoints)} checkpoints")
     if datasets is not None and len(datasets) != len(checkpoints):
         raise ValueError(f"{len(datasets)} datasets for {len(checkpoints)} checkpoints")
-    env = D.env_from_os()
     start = time.perf_counter()
     reset_peak_memory(device)
     member_outputs, members, ids_ref = [], [], None
@@ -261,24 +325,23 @@ def evaluate(checkpoints: Sequence[str | Path | nn.Module] | str | Path | nn.Mod
                                  num_segments=meta["num_segments"], input_size=input_size, scale_size=scale_size,
                                  source=cfg.source, test_crops=cfg.crops, full_res=cfg.full_res,
                                  twice_sample=cfg.twice_sample, dense_sample=cfg.dense_sample, mode="test")
-            dataset, n_cls, fp = bundle.dataset, bundle.num_classes, bundle.fingerprint
+            # uint8 clips: a quarter of the bytes through the workers and the copy; normalised on the device
+            dataset, n_cls, fp = bundle.dataset.with_output("uint8"), bundle.num_classes, bundle.fingerprint
             classes = classes or bundle.classes
         if cfg.max_videos is not None:
             dataset = torch.utils.data.Subset(dataset, range(min(cfg.max_videos, len(dataset))))
         sampler = D.ShardSampler(len(dataset), env.rank, env.world_size)
-        loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
-                            pin_memory=device.type == "cuda")
+        loader = DataLoader(dataset, batch_size=videos_per_batch(cfg.batch_size, cfg.views, cfg.views_per_forward),
+                            sampler=sampler, num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
         t0 = time.perf_counter()
-        out = predict(model, loader, device=device, amp_dtype=amp_dtype, views=cfg.views, progress=cfg.progress,
+        out = predict(model, loader, device=device, amp_dtype=amp_dtype, views=cfg.views,
+                      progress=cfg.progress if env.is_main else "off",
                       desc=f"{model_name(meta['modality'])} ({k + 1}/{len(checkpoints)})",
-                      channels_last=False)
+                      channels_last=channels_last, views_per_forward=cfg.views_per_forward,
+                      normalize=device_normalizer(meta["modality"], device))
         seconds = time.perf_counter() - t0
-        parts = D.all_gather_objects(out)
-        index = torch.cat([p["indices"] for p in parts])
-        order = index.argsort()
-        logits = torch.cat([p["logits"] for p in parts])[order]
-        labels = torch.cat([p["labels"] for p in parts])[order]
-        index = index[order]
+        gathered = gather_predictions(out)
+        logits, labels, index = gathered["logits"], gathered["labels"], gathered["indices"]
         if ids_ref is None:
             ids_ref, labels_ref = index, labels
         elif not torch.equal(ids_ref, index) or not torch.equal(labels_ref, labels):
@@ -402,5 +465,5 @@ def load_scores(path: str | Path) -> dict[str, Any]:
         return {"scores": data["scores"], "labels": data["labels"], "video_ids": [str(v) for v in data["video_ids"]]}
 
 
-__all__ = ["EvalResult", "evaluate", "predict", "classification_metrics", "combine_members", "view_mean_logits",
+__all__ = ["EvalResult", "evaluate", "predict", "gather_predictions", "videos_per_batch", "classification_metrics", "combine_members", "view_mean_logits",
            "model_gmacs_per_view", "load_member", "load_scores"]
