@@ -8,6 +8,7 @@ Commands:
   folders         your own videos: DIR/<class>/<video> or DIR/<split>/<class>/<video> -> dataset NAME
   extract-frames  optional: decode the videos of a prepared folder into JPEG frame folders
   decode          optional: decode the videos of a prepared folder once into small uint8 arrays
+  flow            optional: optical flow of a prepared folder, computed once (DIS | TV-L1 | Farneback | RAFT)
   check-videos    report unreadable, empty and truncated video files (never crashes)
   baseline        order-free baselines (single frame, bag of frames) vs an order-aware control
                   on a prepared embedded dataset -> results/data/embedded_baseline.{csv,md,json}
@@ -31,6 +32,7 @@ from pathlib import Path
 from data_prep.check import check_videos, write_report
 from data_prep.datasets import PREPARERS
 from data_prep.extract import extract_frames
+from data_prep.flow import compute_flow
 from data_prep.folders import prepare_folders
 from pan_lib.data.baseline import bag_of_frames_baseline
 from pan_lib.data.decoded import decode_videos
@@ -167,6 +169,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--short-side", type=int, default=56, help="short side in px (0 keeps the video size)")
     _add_pool_args(p)
 
+    p = sub.add_parser("flow", help="optical flow of a prepared folder, computed once (for the Flow modality)",
+                       description="Compute the optical flow of every listed video (on the decoded arrays when "
+                                   "present, same short side) and store it like TSN: clipped to +-20 px, uint8, "
+                                   "in <prepared>/flow_<method>_s<S>/<path>.npy ([F-1, H, W, 2]); seconds per "
+                                   "video in flow_<method>_s<S>_timing.csv, failures in ..._failures.txt. "
+                                   "Resumable.")
+    p.add_argument("prepared", type=Path, help="a folder written by `python -m data_prep <dataset>`")
+    p.add_argument("--method", default="dis", help="dis (OpenCV DIS medium, default) | tvl1 | farneback | raft "
+                                                   "(torchvision RAFT large, trained weights needed locally)")
+    p.add_argument("--short-side", type=int, default=None,
+                   help="short side when reading videos (default: the decoded arrays' side, else 256)")
+    p.add_argument("--threads", type=int, default=1, help="OpenCV / torch threads per worker process")
+    p.add_argument("--raft-weights", default="auto", help="auto (torch hub cache) | a state-dict path")
+    _add_pool_args(p)
+
     p = sub.add_parser("baseline", help="single-frame / bag-of-frames baselines on the embedded dataset",
                        description="Linear classifiers on order-free views of each video (one frame; mean/std/"
                                    "min/max over frames) and on an order-aware control (antisymmetric lag-1 "
@@ -230,6 +247,12 @@ def main(argv: list[str] | None = None) -> int:
         if cmd == "decode":
             summary = decode_videos(args.prepared, short_side=args.short_side, workers=args.workers,
                                     splits=args.splits, progress=args.progress)
+            print(json.dumps({k: v for k, v in summary.items() if k != "tools"}, indent=1))
+            return 1 if summary["failed"] else 0
+        if cmd == "flow":
+            summary = compute_flow(args.prepared, args.method, short_side=args.short_side, workers=args.workers,
+                                   threads=args.threads, splits=args.splits, raft_weights=args.raft_weights,
+                                   progress=args.progress)
             print(json.dumps({k: v for k, v in summary.items() if k != "tools"}, indent=1))
             return 1 if summary["failed"] else 0
         if cmd == "baseline":
