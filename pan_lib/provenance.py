@@ -192,9 +192,29 @@ def portable(value: Any, anchors: Mapping[str, str]) -> Any:
     return value
 
 
+# a base64 data URI, also when stored as JSON lines ('...\\\n",\n  "...') inside a notebook
+DATA_URI_RE = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=\\\s\",]*")
+
+
 def absolute_paths(text: str) -> list[str]:
-    """Absolute POSIX paths of two or more components found in `text` (what committed files must not hold)."""
-    return ABSOLUTE_PATH_RE.findall(text)
+    """Absolute POSIX paths of two or more components found in `text` (what committed files must not
+    hold); base64 data URIs (embedded images) are skipped."""
+    return ABSOLUTE_PATH_RE.findall(DATA_URI_RE.sub("", text))
+
+
+def absolute_paths_in_file(path: Path | str) -> list[str]:
+    """`absolute_paths` of a text file; of a notebook, without its embedded images (base64 outputs)."""
+    path = Path(path)
+    text = path.read_text(errors="replace")
+    if path.suffix == ".ipynb":
+        nb = json.loads(text)
+        for cell in nb.get("cells", []):
+            for output in cell.get("outputs", []):
+                data = output.get("data") or {}
+                for key in [k for k in data if k.startswith("image/")]:
+                    del data[key]
+        text = json.dumps(nb, indent=1)
+    return absolute_paths(text)
 
 
 # ----------------------------------------------------------------------------- figures

@@ -253,10 +253,11 @@ def _evaluated_run_dirs(record: Mapping[str, Any], record_dir: Path) -> list[Pat
 
 
 def collect_records(run_root: Path | str, records_dir: Path | str, *, split: str | None = None,
-                    anchors: Mapping[str, str] | None = None) -> list[Path]:
+                    dataset: str | None = None, anchors: Mapping[str, str] | None = None) -> list[Path]:
     """Copy the records the tables read into `records_dir` (mirrored: what was there is replaced).
 
-    Copied: every completed evaluation record under `run_root` (of `split` when given) and the
+    Copied: every completed evaluation record under `run_root` (of `split` when given; with `dataset`
+    too, the split applies to that dataset's records only) and the
     training record of every run those evaluations scored, at the same relative path, with absolute
     paths made portable (`pan_lib.provenance.portable`: inside the repository -> relative to it;
     elsewhere `<results>`, `<run_root>`, `<data_root>`, `~` by default).
@@ -264,7 +265,8 @@ def collect_records(run_root: Path | str, records_dir: Path | str, *, split: str
     """
     run_root, records_dir = Path(run_root), Path(records_dir)
     evals = [r for r in find_records(run_root, kind="eval")
-             if split is None or (r.get("data") or {}).get("split") == split]
+             if split is None or (dataset is not None and r.get("dataset") != dataset)
+             or (r.get("data") or {}).get("split") == split]
     if anchors is None:
         data_roots = {str((r.get("config") or {}).get("data_root") or "") for r in evals} - {""}
         anchors = path_anchors(results=records_dir.parent, run_root=run_root, data_root=sorted(data_roots))
@@ -435,11 +437,50 @@ def embedded_rows(aggregates: Sequence[Aggregate], dataset: str = "embedded",
     return rows
 
 
+SMOKE_NOTE = "smoke run: {clips} real train clips, {steps} steps, {videos} val videos; not comparable to the paper"
+
+
+def _json_or_empty(path: str | os.PathLike | None) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text()) if path else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def smoke_note(aggregate: Aggregate) -> str:
+    """'' for full runs; for a smoke run (training capped by `max_train_batches`/`max_minutes`, or
+    evaluation capped by `max_videos`) what it ran, read from its evaluation records and the training
+    records of their members ('smoke run: N real train clips, K steps, V val videos; not comparable
+    to the paper')."""
+    capped, clips, steps, videos = False, set(), set(), set()
+    for source in aggregate.sources:
+        record = _json_or_empty(source)
+        capped |= (record.get("config") or {}).get("max_videos") is not None
+        videos.add((record.get("metrics") or {}).get("num_videos"))
+        for member in record.get("members") or []:
+            run = _json_or_empty(member.get("run_record"))
+            config = run.get("config") or {}
+            capped |= any(config.get(k) is not None for k in ("max_train_batches", "max_minutes"))
+            clips.add((run.get("data") or {}).get("num_train"))
+            steps.add(max((row.get("global_step", 0) for row in run.get("history") or []), default=None))
+    if not capped:
+        return ""
+    return SMOKE_NOTE.format(clips=_joined(clips), steps=_joined(steps), videos=_joined(videos))
+
+
+def _joined(values: set) -> str:
+    """{7} -> '7', {1, 4} -> '1/4', {None} -> '?' (a count that differs between seeds or members)."""
+    return "/".join(str(v) for v in sorted(values - {None})) or "?"
+
+
 def real_dataset_rows(aggregates: Sequence[Aggregate]) -> list[dict[str, Any]]:
-    """The paper's numbers beside ours for SSv1/SSv2 (and any other real dataset we ran)."""
+    """The paper's numbers beside ours for SSv1/SSv2 (and any other real dataset we ran). Smoke runs
+    (`smoke_note`) never fill a paper row: they get rows of their own whose `note` says what they ran."""
+    notes = {id(a): smoke_note(a) for a in aggregates if a.dataset != "embedded"}
+    full = [a for a in aggregates if not notes.get(id(a))]
     rows, used = [], set()
     for p in PAPER_RESULTS:
-        a = pick(aggregates, p.dataset, p.model, p.backbone)
+        a = pick(full, p.dataset, p.model, p.backbone)
         if a is not None:
             used.add(id(a))
         rows.append({
@@ -450,12 +491,13 @@ def real_dataset_rows(aggregates: Sequence[Aggregate]) -> list[dict[str, Any]]:
             "our_seeds": 0 if a is None else a.n,
             "our_flops_x_views": "" if a is None else fmt_flops(a.gflops_per_view, a.views),
             "our_protocol": "" if a is None else a.protocol,
-            "paper_source": PAPER_SOURCE,
+            "paper_source": PAPER_SOURCE, "note": "",
         })
     for a in aggregates:
         if a.dataset == "embedded" or id(a) in used or a.model not in EMBEDDED_MODELS:
             continue  # single streams (PAN_RGB, PAN_PA) are parts of Full/En, not rows of their own
-        if a is not pick(aggregates, a.dataset, a.model, a.backbone):
+        note = notes.get(id(a), "")  # a smoke run shows every protocol it ran: checking them is its point
+        if not note and a is not pick(full, a.dataset, a.model, a.backbone):
             continue
         rows.append({
             "dataset": a.dataset, "model": a.model, "backbone": a.backbone, "paper_flops_x_views": "",
@@ -463,7 +505,7 @@ def real_dataset_rows(aggregates: Sequence[Aggregate]) -> list[dict[str, Any]]:
             "our_top1": fmt_mean_std(a.top1_mean, a.top1_std, a.n),
             "our_top5": fmt_mean_std(a.top5_mean, a.top5_std, a.n), "our_seeds": a.n,
             "our_flops_x_views": fmt_flops(a.gflops_per_view, a.views), "our_protocol": a.protocol,
-            "paper_source": "no number in the official release",
+            "paper_source": "no number in the official release", "note": note,
         })
     return rows
 
@@ -660,7 +702,7 @@ def write_tables(run_root: Path | str, out_dir: Path | str, *, command: str, dat
     records_dir = out_dir / RECORDS_FOLDER
     written: dict[str, list[Path]] = {}
     if copy_records and run_root.resolve() != records_dir.resolve():
-        written["records"] = collect_records(run_root, records_dir)
+        written["records"] = collect_records(run_root, records_dir, split=split, dataset=dataset)
         source_root = records_dir
     else:
         source_root = run_root

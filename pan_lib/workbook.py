@@ -39,11 +39,15 @@ from pan_lib.engine.config import parse_override as parse_set_pair
 from pan_lib.engine.recipes import RECIPES  # "auto": embedded recipe on the embedded dataset, official on real ones
 from pan_lib.notebook.datasets import resolve_data_root
 from pan_lib.notebook.environment import HEADLESS_ENV  # set for the kernel: notebooks know they run headless
-from pan_lib.provenance import REPO_ROOT, provenance, write_table
+from pan_lib.provenance import REPO_ROOT, path_anchors, portable, portable_text, provenance, write_table
 
 log = logging.getLogger(__name__)
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+# Training seeds of `make workbook` (each model once per seed; the tables' intervals are over these).
+# About 5 minutes of a 2-core CPU per seed for the seven models (docs/results.md): 3 seeds keep the
+# series within its 20-minute budget; set 5 when the epoch loop is fast enough.
+DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2)
 SERIES: tuple[str, ...] = (
     "01_data_prep",
     "02_pa_visualisation",
@@ -62,7 +66,7 @@ class WorkbookConfig:
     data_root: str = ""            # "" -> data/<dataset> in the repository
     recipe: str = "auto"           # "auto" | "embedded" (CPU tutorial sizes) | "official" (paper recipes, GPU)
     small: bool = False            # CI smoke mode: tiny dataset, 1 epoch
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
     device: str = "auto"           # "auto" | "cpu" | "cuda" | "cuda:1" ...
     num_workers: int = -1          # -1 -> the notebooks' default for the device
     nproc_per_node: int = 1        # >1 -> training through torchrun (engine's DDP path)
@@ -248,17 +252,34 @@ def run_notebook(name: str, cfg: WorkbookConfig) -> NotebookRun:
             os.environ[HEADLESS_ENV] = old_env
     seconds = time.perf_counter() - start
     if out.is_file():
-        _trim_notebook(out)
+        _trim_notebook(out, anchors=committed_path_anchors(cfg))
     return NotebookRun(name, out, seconds, status, params, error)
 
 
-def _trim_notebook(path: Path, max_text: int = 20_000) -> None:
-    """Keep executed copies small: drop widget state and truncate very long text outputs."""
+def committed_path_anchors(cfg: WorkbookConfig) -> dict[str, str]:
+    """How absolute folders are written in the series' outputs (`pan_lib.provenance.path_anchors`):
+    relative to the repository, else `<results>`, `<run_root>`, `<data_root>`, `<python>`, `~`."""
+    params = cfg.notebook_parameters()
+    return path_anchors(results=cfg.out_dir, run_root=params["run_root"], data_root=params["data_root"],
+                        notebooks=cfg.source_dir)
+
+
+def _trim_notebook(path: Path, max_text: int = 20_000, anchors: dict[str, str] | None = None) -> None:
+    """Keep executed copies small and portable: drop widget state, truncate very long text outputs,
+    and write absolute paths in sources and outputs as `anchors` say (`committed_path_anchors`)."""
     import nbformat
 
     nb = nbformat.read(str(path), as_version=4)
     nb.metadata.pop("widgets", None)
+    if anchors:
+        nb.metadata = portable(nb.metadata, anchors)
     for cell in nb.cells:
+        if anchors:
+            cell.source = portable_text(cell.source, anchors)
+            for output in cell.get("outputs", []):
+                for key in ("text", "data", "evalue", "traceback"):
+                    if key in output:
+                        output[key] = portable(output[key], anchors)
         for output in cell.get("outputs", []):
             if output.get("output_type") == "stream" and len(output.get("text", "")) > max_text:
                 text = output["text"]
@@ -294,18 +315,21 @@ def run_workbook(cfg: WorkbookConfig) -> list[NotebookRun]:
 
 def write_timings(runs: Sequence[NotebookRun], cfg: WorkbookConfig) -> list[Path]:
     """results/notebooks/timings.{csv,md,json}: wall time per notebook and in total."""
+    anchors = committed_path_anchors(cfg)
     rows = [{"notebook": r.name, "status": r.status, "seconds": round(r.seconds, 1),
-             "output": os.path.relpath(r.output, cfg.out_dir), "error": r.error} for r in runs]
+             "output": os.path.relpath(r.output, cfg.out_dir), "error": portable_text(r.error, anchors)} for r in runs]
     rows.append({"notebook": "TOTAL", "status": "ok" if all(r.status == "ok" for r in runs) else "failed",
                  "seconds": round(sum(r.seconds for r in runs), 1), "output": "", "error": ""})
-    config = dataclasses.asdict(cfg)
+    config = portable(dataclasses.asdict(cfg), anchors)
     meta = provenance(config=config, device=None if cfg.device == "auto" else cfg.device)
     return write_table(rows, cfg.notebooks_out / "timings", title="Notebook series: wall time per notebook",
-                       meta=meta, command=command_line())
+                       meta=meta, command=portable_text(command_line(), anchors))
 
 
 def command_line() -> str:
-    argv = sys.argv[1:] if Path(sys.argv[0]).name in ("workbook.py", "__main__.py", "-m") else []
+    # our own arguments only (`python -m pan_lib.workbook ...`), not those of a host such as pytest
+    ours = Path(sys.argv[0]).name == "workbook.py" or Path(sys.argv[0]).parent.name == "pan_lib"
+    argv = sys.argv[1:] if ours else []
     return "python -m pan_lib.workbook" + "".join(f" {a}" for a in argv)
 
 

@@ -18,6 +18,7 @@ import nbformat
 import pytest
 
 from pan_lib import workbook as wb
+from pan_lib.provenance import absolute_paths_in_file
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = {name: REPO / "notebooks" / f"{name}.ipynb" for name in wb.SERIES}
@@ -138,9 +139,13 @@ def test_training_notebooks_write_completed_runs_and_evaluations(series):
     train = {r["modality"]: r for r in _records(out / "runs", "train")}
     assert set(train) == {"TSN", "TSM", "Lite", "RGB", "PA"}
     assert all(r["status"] == "completed" and r["metrics"]["epochs_completed"] == 1 for r in train.values())
-    evals = {(r["model"], r["views"]): r for r in _records(out / "runs", "eval")}
-    for model in ("TSN", "TSM", "PAN_Lite", "PAN_RGB", "PAN_PA", "PAN_Full"):
+    records = _records(out / "runs", "eval")
+    assert {r["data"]["split"] for r in records} == {"test"}  # reported numbers: the held-out split
+    evals = {(r["model"], r["views"]): r for r in records}
+    for model in ("TSN", "TSM", "PAN_Lite", "PAN_RGB", "PAN_PA", "PAN_Full", "PAN_En"):
         assert (model, 1) in evals, f"no 1-clip evaluation of {model}"
+    for model in ("PAN_Lite", "PAN_Full"):
+        assert (model, 2) in evals, f"no evaluation of {model} under the En protocol"
     en = evals[("PAN_En", 2)]
     assert en["protocol"]["full_res"] and en["protocol"]["twice_sample"]
     assert sorted(m["modality"] for m in en["members"]) == ["Lite", "PA", "RGB"]
@@ -149,16 +154,47 @@ def test_training_notebooks_write_completed_runs_and_evaluations(series):
 
 
 @pytest.mark.slow
-def test_result_tables_list_all_five_models(series):
+def test_result_tables_list_all_seven_models_on_the_test_split(series):
     out, _ = series
-    rows = json.loads((out / "tables" / "embedded.json").read_text())["rows"]
-    assert [r["model"] for r in rows] == ["TSN", "TSM", "PAN_Lite", "PAN_Full", "PAN_En"]
-    assert all(r["seeds"] == 1 and isinstance(r["top1_mean"], float) for r in rows)
-    assert rows[-1]["flops_x_views"].endswith("× 2") and rows[2]["flops_x_views"].endswith("× 1")
+    table = json.loads((out / "tables" / "embedded.json").read_text())
+    rows = table["rows"]
+    assert [r["model"] for r in rows] == ["TSN", "TSM", "PAN_RGB", "PAN_PA", "PAN_Lite", "PAN_Full", "PAN_En"]
+    assert all(r["seeds"] == 1 and r["split"] == "test" and isinstance(r["top1_mean"], float) for r in rows)
+    assert rows[-1]["flops_x_views"].endswith("× 2") and rows[4]["flops_x_views"].endswith("× 1")
+    assert table["provenance"]["data_fingerprint"]  # the data every record was evaluated on
+    steps = json.loads((out / "tables" / "embedded_steps.json").read_text())["rows"]
+    assert all(r["paired_seeds"] == 1 and r["verdict"] == "not shown" for r in steps)  # one seed: no interval
+    ordering = json.loads((out / "tables" / "embedded_ordering.json").read_text())["rows"]
+    assert len(ordering) == 7 and all(r["verdict"] == "not shown" for r in ordering)
+    assert (out / "tables" / "embedded_findings.md").read_text().count("\n- ") >= len(steps)
     real = json.loads((out / "tables" / "real_datasets.json").read_text())["rows"]
     assert all(r["our_top1"] == "not run" for r in real)
-    for png in ("embedded_top1.png", "embedded_accuracy_vs_cost.png"):
+    for png in ("embedded_top1.png", "embedded_accuracy_vs_cost.png", "embedded_steps.png"):
         assert (out / "figures" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_every_table_row_traces_to_a_committed_record(series):
+    out, _ = series
+    per_seed = json.loads((out / "tables" / "per_seed.json").read_text())["rows"]
+    assert per_seed and all(r["source"].startswith("records/") for r in per_seed)
+    for row in per_seed:
+        record = json.loads((out / row["source"]).read_text())
+        assert record["kind"] == "eval" and record["metrics"]["top1"] == row["top1"]
+    train_copies = [p for p in (out / "records").rglob("record.json") if json.loads(p.read_text())["kind"] == "train"]
+    assert len(train_copies) == 5  # TSN, TSM, RGB, PA, Lite for the one seed
+    assert not list((out / "records").rglob("*.pt")) and not list((out / "records").rglob("*.npz"))
+
+
+@pytest.mark.slow
+def test_committed_outputs_hold_no_absolute_paths(series):
+    """Everything `make workbook` commits (tables, records, executed notebooks, timings) is portable."""
+    out, _ = series
+    for folder in ("tables", "records", "notebooks"):
+        for path in (out / folder).rglob("*"):
+            if path.suffix in (".md", ".csv", ".json", ".ipynb"):
+                found = absolute_paths_in_file(path)
+                assert not found, f"{path.relative_to(out)}: {found[:3]}"
 
 
 @pytest.mark.slow
