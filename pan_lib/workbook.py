@@ -45,8 +45,9 @@ log = logging.getLogger(__name__)
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 # Training seeds of `make workbook` (each model once per seed; the tables' intervals are over these).
-# About 5 minutes of a 2-core CPU per seed for the seven models (docs/results.md): 3 seeds keep the
-# series within its 20-minute budget; set 5 when the epoch loop is fast enough.
+# Estimated from the 3-seed run's results/notebooks/timings.md: ~290 s of a 2-core CPU per seed (five
+# trainings, ten evaluations) plus ~80 s fixed, so 3 seeds fit the 20-minute budget and 5 need a
+# faster epoch loop (~200 s per seed); check timings.md after changing it.
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2)
 SERIES: tuple[str, ...] = (
     "01_data_prep",
