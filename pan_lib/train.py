@@ -19,11 +19,25 @@ import json
 import logging
 import sys
 
+from pan_lib.backbones import build_backbone, imagenet_weights_file
 from pan_lib.engine import train
 from pan_lib.engine.config import ConfigError, TrainConfig, load_yaml_text, parse_overrides
-from pan_lib.engine.distributed import env_from_os, shutdown_distributed
+from pan_lib.engine.data import rank0_first
+from pan_lib.engine.distributed import DistEnv, env_from_os, init_distributed, resolve_device, shutdown_distributed
 from pan_lib.engine.recipes import get_recipe
 from pan_lib.models import rename_fields
+
+
+def fetch_weights_rank0_first(cfg: TrainConfig, env: DistEnv) -> None:
+    """Under torchrun, join the group and let rank 0 alone download missing ImageNet weights into
+    torch's hub cache while the other ranks wait; they then load the file (no simultaneous
+    downloads of one file). The engine does the same for a missing embedded data set."""
+    if not (env.distributed and cfg.pretrained):
+        return
+    init_distributed(resolve_device(cfg.device, env.local_rank).type)  # train() reuses the group
+    with rank0_first():
+        if env.is_main and not imagenet_weights_file(cfg.backbone).is_file():
+            build_backbone(cfg.backbone, pretrained=True, progress=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print(cfg.to_yaml(), end="")
         return 0
     try:
+        fetch_weights_rank0_first(cfg, env)
         result = train(cfg)
     finally:
         shutdown_distributed()

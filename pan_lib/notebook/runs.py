@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
 from pan_lib.data.registry import get_prepared
-from pan_lib.engine import EvalConfig, TrainConfig, evaluate, train
+from pan_lib.engine import EvalConfig, RunResult, TrainConfig, evaluate, train
 from pan_lib.engine.recipes import RECIPES, get_recipe
 from pan_lib.notebook.datasets import resolve_data_root
 from pan_lib.notebook.environment import repo_path, resolve_progress
@@ -72,11 +74,13 @@ def run_status(cfg: TrainConfig) -> str:
     return "resumable" if (run_dir / "last.pt").is_file() else "new"
 
 
-def train_or_load(configs: Iterable[TrainConfig], *, nproc_per_node: int = 1) -> list:
+def train_or_load(configs: Iterable[TrainConfig], *, nproc_per_node: int = 1) -> list[RunResult]:
     """Train every config -- or load it when finished, or resume it when interrupted.
 
     With `nproc_per_node > 1` each run goes through torchrun (`torchrun_train`), the engine's DDP
-    path; the notebook then reads the run back from its record.
+    path, and the notebook only reads the run back from its record (`load_run`): nothing is trained
+    in the kernel (a run that stopped on `max_minutes` stays stopped: re-running the cell resumes it
+    through torchrun) and the kernel touches no GPU before the next torchrun starts.
     """
     results = []
     for cfg in configs:
@@ -84,27 +88,115 @@ def train_or_load(configs: Iterable[TrainConfig], *, nproc_per_node: int = 1) ->
         verb = {"completed": "loading finished run", "resumable": "resuming", "new": "training"}[status]
         log.info("%s %s -> %s", verb, cfg.run_name, cfg.resolved_run_dir)
         print(f"{verb:>21}: {cfg.run_name}", flush=True)
-        if nproc_per_node > 1 and status != "completed":
-            torchrun_train(cfg, nproc_per_node)
-        results.append(train(cfg))  # a completed run returns at once (resume='auto')
+        if nproc_per_node > 1:
+            if status != "completed":
+                torchrun_train(cfg, nproc_per_node)
+            result = load_run(cfg)
+            if result.status != "completed":
+                print(f"{cfg.run_name} {result.status}: {result.record.get('message') or 'not finished'}. "
+                      f"Re-run this cell (or the torchrun command above) to resume from {result.last_checkpoint}.",
+                      flush=True)
+            results.append(result)
+        else:
+            results.append(train(cfg))  # a completed run returns at once (resume='auto')
     return results
 
 
+def load_run(cfg: TrainConfig) -> RunResult:
+    """A run as its record says it ended (`RunResult`, like `train` returns) -- without building a model
+    or touching a device."""
+    run_dir = cfg.resolved_run_dir
+    record_path = run_dir / "record.json"
+    if not record_path.is_file():
+        raise FileNotFoundError(f"{cfg.run_name}: no {record_path} (the torchrun run wrote no record; see its log)")
+    record = json.loads(record_path.read_text())
+    best = run_dir / "best.pt"
+    return RunResult(run_dir=run_dir, record_path=record_path, last_checkpoint=run_dir / "last.pt",
+                     best_checkpoint=best if best.is_file() else None, metrics=list(record.get("history") or []),
+                     status=record.get("status", "failed"))
+
+
+# the launcher: `python -m torch.distributed.run` (= torchrun) of this interpreter
+TORCHRUN = (sys.executable, "-m", "torch.distributed.run")
+STOP_GRACE_SECONDS = 30.0  # after SIGTERM (training saves last.pt and stops), before SIGKILL
+
+
+def torchrun_command(config_path: str | os.PathLike, nproc_per_node: int) -> list[str]:
+    return [*TORCHRUN, "--standalone", f"--nproc-per-node={nproc_per_node}", "-m", "pan_lib.train",
+            "--config", str(config_path)]
+
+
 def torchrun_train(cfg: TrainConfig, nproc_per_node: int) -> None:
-    """Run one config through torchrun (one process per GPU), streaming rank 0's log into the cell."""
+    """Run one config through torchrun (one process per GPU), streaming rank 0's log into the cell.
+
+    torchrun and its workers run in their own process group (session): an interrupted cell or an
+    error stops the whole group (`stop_process_group`: SIGTERM, then SIGKILL after
+    `STOP_GRACE_SECONDS`), so no worker keeps the GPUs or writes `last.pt` after the cell ended.
+    """
     run_dir = cfg.resolved_run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     yaml_path = run_dir / "run.yaml"
     cfg.to_yaml(yaml_path)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc_per_node}",
-           "-m", "pan_lib.train", "--config", str(yaml_path)]
+    cmd = torchrun_command(yaml_path, nproc_per_node)
     print("$ " + " ".join(cmd), flush=True)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(REPO_ROOT))
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        print(line, end="", flush=True)
-    if proc.wait() != 0:
-        raise RuntimeError(f"torchrun exited with {proc.returncode} for {cfg.run_name}; see the log above")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(REPO_ROOT),
+                            start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+        returncode = proc.wait()
+    except BaseException:  # KeyboardInterrupt (the cell was interrupted), a broken pipe, ...
+        print(f"stopping torchrun (process group {proc.pid})", flush=True)
+        stop_process_group(proc)
+        raise
+    if returncode != 0:
+        stop_process_group(proc)  # workers a failed launcher left behind
+        raise RuntimeError(f"torchrun exited with {returncode} for {cfg.run_name}; see the log above")
+
+
+def stop_process_group(proc: subprocess.Popen, grace_seconds: float | None = None) -> None:
+    """SIGTERM to every process of `proc`'s group (it leads its own session), SIGKILL to what is left
+    after `grace_seconds`; `proc` itself is reaped."""
+    grace = STOP_GRACE_SECONDS if grace_seconds is None else grace_seconds
+    pgid = proc.pid
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _group_alive(pgid):
+        proc.poll()  # reap the launcher as soon as it exits
+        time.sleep(0.1)
+    if _group_alive(pgid):
+        log.warning("process group %d still running %.0f s after SIGTERM: SIGKILL", pgid, grace)
+        _signal_group(pgid, signal.SIGKILL)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        log.warning("torchrun (pid %d) did not exit after SIGKILL", proc.pid)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs (zombies, exited but not yet reaped, do not count)."""
+    if not Path("/proc/self/stat").exists():  # no procfs: ask the kernel (a zombie counts as alive there)
+        try:
+            os.killpg(pgid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _ppid, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(group) == pgid and state not in ("Z", "X"):
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------- evaluation
