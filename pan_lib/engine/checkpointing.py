@@ -12,7 +12,8 @@ reads them):
     epoch         epochs completed; step_in_epoch: batches done in the current epoch (mid-epoch save)
     global_step   optimiser steps so far; best_top1, best_epoch
     epoch_stats   running sums of the current epoch (loss, correct, clips), for a mid-epoch resume
-    rng           torch / numpy / python (/ cuda) generator states
+    rng           torch / numpy / python generator states (+ "cuda": the state of this process's own GPU,
+                  "cuda_device": its index; files from before held every visible GPU's state)
     history       per-epoch metrics so far
     config        the TrainConfig as a dict
 
@@ -98,7 +99,11 @@ def capture_rng_state() -> dict[str, Any]:
         "python": _py_state_to_list(random.getstate()),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        # this process's GPU only: reading every GPU's state would make a CUDA context on each of them
+        # in every process, and a resume on a machine with fewer GPUs could not use them anyway
+        device = torch.cuda.current_device()
+        state["cuda"] = [torch.cuda.get_rng_state(device)]
+        state["cuda_device"] = device
     return state
 
 
@@ -108,7 +113,25 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     random.setstate(_py_state_from_list(state["python"]))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        _restore_cuda_rng(state)
+
+
+def _restore_cuda_rng(state: dict[str, Any]) -> None:
+    """The saved CUDA generator states, on devices that exist here.
+
+    New files hold the saving process's own GPU: it goes to this process's current GPU (the same
+    rank's device on a resume with the same layout). Older files hold one state per GPU the saving
+    machine had: those of devices this machine lacks are skipped with a warning."""
+    states = list(state["cuda"])
+    if "cuda_device" in state:
+        torch.cuda.set_rng_state(states[0], torch.cuda.current_device())
+        return
+    available = torch.cuda.device_count()
+    for index, rng in enumerate(states[:available]):
+        torch.cuda.set_rng_state(rng, index)
+    if len(states) > available:
+        log.warning("the checkpoint holds CUDA RNG states of %d GPUs, this machine has %d: restored the first "
+                    "%d (dropout on the others continues from fresh states)", len(states), available, available)
 
 
 def _py_state_to_list(state: tuple) -> list:

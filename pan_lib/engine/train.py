@@ -11,6 +11,14 @@
 
 The same function runs alone or as one process of `torchrun`: only rank 0 logs, writes metrics
 and checkpoints; every rank reads its shard of each epoch's permutation.
+
+The hot loop never waits for the device without need: clips cross as uint8 and are normalised on
+the device (`engine.inputs`), loss / accuracy / the non-finite count stay on the device
+(`engine.meters`) and are read every `CHECK_EVERY` micro-batches, before every save and at the epoch
+end; phase timings synchronise sampled steps only (`engine.speed`); save/stop decisions need no
+collective in a single process and one host-side (gloo) all-reduce every `DECIDE_EVERY` optimiser
+steps under torchrun. SIGTERM / SIGUSR1 save last.pt at the next step boundary and stop the run
+("stopped", resumable; `engine.signals`).
 """
 from __future__ import annotations
 
@@ -40,9 +48,14 @@ from pan_lib.engine.config import ConfigError, TrainConfig
 from pan_lib.engine.data import EpochSeeded, build_split, unpack_batch
 from pan_lib.engine.evaluate import classification_metrics, model_gmacs_per_view, predict
 from pan_lib.engine.export import export_official
+from pan_lib.engine.inputs import DeviceInput
+from pan_lib.engine.loader import SharedEpochSeeded, loader_options
+from pan_lib.engine.meters import EpochMeter, MeterReading
 from pan_lib.engine.optim import build_optimizer, lr_factor, set_lr
 from pan_lib.progress import progress as progress_bar
 from pan_lib.engine.records import RECORD_FILE, atomic_write_text, build_record, load_record, write_record
+from pan_lib.engine.signals import StopSignals
+from pan_lib.engine.sync_batchnorm import convert_sync_batchnorm
 from pan_lib.engine.speed import SpeedMonitor
 from pan_lib.ensemble import model_name
 from pan_lib.models import build_model, rename_fields
@@ -54,6 +67,9 @@ RUNTIME_FIELDS = {"progress", "num_workers", "resume", "device", "max_minutes", 
                   "save_every_steps", "tensorboard", "threads", "count_flops", "export_official", "data_root",
                   "out_root", "run_dir", "cudnn_benchmark", "max_val_batches", "eval_every", "epochs", "source",
                   "name"}
+CHECK_EVERY = 20          # micro-batches between host reads of the loss statistics (finite check, progress bar)
+DECIDE_EVERY = 10         # optimiser steps between save/stop decisions under torchrun (one gloo all-reduce)
+TIMING_SAMPLE_EVERY = 20  # steps between synchronised (timed) steps of the speed monitor
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -125,7 +141,7 @@ class _Trainer:
             torch.set_num_threads(cfg.threads)
         device_type = "cuda" if (cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())) else "cpu"
         self.env = D.init_distributed(device_type)
-        self.device = D.resolve_device(cfg.device, self.env.local_rank)
+        self.device = D.resolve_device(cfg.device, self.env.local_rank, self.env.world_size)
         self.amp_dtype = D.resolve_amp(cfg.amp, self.device)
         self.channels_last = D.resolve_channels_last(cfg.channels_last, self.device)
         if self.device.type == "cuda":
@@ -143,17 +159,20 @@ class _Trainer:
             common = dict(modality=cfg.modality, num_segments=cfg.num_segments, input_size=cfg.input_size,
                           scale_size=cfg.scale_size, source=cfg.source, dense_sample=cfg.dense_sample)
             tr = build_split(cfg.dataset, cfg.data_root, "train", **common)
-            train_set, num_classes, data_fingerprint = tr.dataset, tr.num_classes, tr.fingerprint
+            # uint8 clips: a quarter of the bytes through workers, pinned memory and the copy; normalised on the device
+            train_set, num_classes, data_fingerprint = tr.dataset.with_output("uint8"), tr.num_classes, tr.fingerprint
             self.classes, self.data_source = tr.classes, tr.source
             if val_set is None:
-                val_set = build_split(cfg.dataset, cfg.data_root, "val", **common).dataset
+                val_set = build_split(cfg.dataset, cfg.data_root, "val", **common).dataset.with_output("uint8")
         if num_classes is None:
             raise ConfigError("num_classes is required when passing datasets directly")
         self.num_classes = num_classes
         self.data_fingerprint = data_fingerprint
-        self.train_set = EpochSeeded(train_set, cfg.seed)
+        self.train_set = SharedEpochSeeded(train_set, cfg.seed)  # persistent workers follow set_epoch
         # validation clips are fixed (seeded per index, same every epoch): comparable across epochs
         self.val_set = EpochSeeded(val_set, cfg.seed + 1) if val_set is not None else None
+        self.input = DeviceInput(cfg.modality, self.device)
+        self.val_loader: DataLoader | None = None
 
         # -- model (same initialisation on every rank; DDP also broadcasts rank 0's weights)
         seed_everything(cfg.seed)
@@ -163,7 +182,7 @@ class _Trainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         if cfg.sync_bn and self.env.distributed:
-            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            self.model = convert_sync_batchnorm(self.model, self.device)  # SyncBatchNorm on CUDA, gloo-capable on the CPU
         self.base_lr = cfg.resolved_lr()
         self.optimizer = build_optimizer(self.model, lr=self.base_lr, momentum=cfg.momentum,
                                          weight_decay=cfg.weight_decay, modality=cfg.modality, fc_lr5=cfg.fc_lr5,
@@ -177,7 +196,10 @@ class _Trainer:
         self.best_top1 = -math.inf
         self.best_epoch = 0
         self.history: list[dict[str, Any]] = []
-        self.epoch_stats = [0.0, 0.0, 0.0]  # loss sum, correct, clips (this rank, current epoch)
+        self.epoch_stats = [0.0, 0.0, 0.0]  # loss sum, correct, clips of a resumed epoch (this rank)
+        self.meter = EpochMeter(self.device)  # the live statistics of the current epoch, on the device
+        self.signals = StopSignals()
+        self.stop_reason = ""
         self.elapsed_before = 0.0       # training seconds of earlier (interrupted) sessions
         self.rng_per_rank: list | None = None
         self.last_path = self.run_dir / "last.pt"
@@ -270,7 +292,7 @@ class _Trainer:
             "global_step": self.global_step,
             "best_top1": None if self.best_top1 == -math.inf else self.best_top1,
             "best_epoch": self.best_epoch,
-            "epoch_stats": list(self.epoch_stats),
+            "epoch_stats": list(epoch_stats_per_rank[self.env.rank]),
             "epoch_stats_per_rank": epoch_stats_per_rank,
             "rng_per_rank": rng_per_rank,
             "history": self.history,
@@ -280,9 +302,12 @@ class _Trainer:
         }
 
     def save_last(self) -> None:
-        """Collective: every rank hands its RNG state; rank 0 writes last.pt atomically."""
+        """Collective: every rank hands its RNG state; rank 0 writes last.pt atomically.
+
+        The loss is checked first: a checkpoint never holds weights a NaN/inf loss has touched."""
+        reading = self._check_finite()
         rngs = D.all_gather_objects(capture_rng_state())
-        stats = D.all_gather_objects(list(self.epoch_stats))
+        stats = D.all_gather_objects(reading.stats)
         if self.is_main:
             atomic_save(self.checkpoint_dict(rngs, stats), self.last_path)
         self.last_save_time = time.perf_counter()
@@ -331,24 +356,20 @@ class _Trainer:
         if sampler.per_rank < self.per_rank_batch:
             raise ConfigError(f"the training set has {len(self.train_set)} clips, fewer than one batch of "
                               f"{cfg.batch_size}; lower batch_size")
-        pin = self.device.type == "cuda"
-        loader_kw = dict(num_workers=cfg.num_workers, pin_memory=pin)
-        if cfg.num_workers > 0:
-            loader_kw["prefetch_factor"] = 4
         # a private generator: the loader never draws from the global RNG (dropout's stream)
-        loader_kw["generator"] = torch.Generator().manual_seed(cfg.seed)
         train_loader = DataLoader(self.train_set, batch_size=self.per_rank_batch, sampler=sampler, drop_last=True,
-                                  **loader_kw)
+                                  generator=torch.Generator().manual_seed(cfg.seed),
+                                  **loader_options(cfg.num_workers, self.device))
         status, message = "completed", ""
         try:
-            while self.epoch < cfg.epochs:
-                stopped = self.train_epoch(train_loader, sampler)
-                if stopped:
-                    status = "stopped"
-                    message = (f"time guard max_minutes={cfg.max_minutes} reached in epoch {self.epoch + 1}; "
-                               "run again to resume")
-                    break
-                self.end_epoch()
+            with self.signals:
+                while self.epoch < cfg.epochs:
+                    stopped = self.train_epoch(train_loader, sampler)
+                    if stopped:
+                        status = "stopped"
+                        message = f"{self.stop_reason} in epoch {self.epoch + 1}; run again to resume"
+                        break
+                    self.end_epoch()
         except NonFiniteLossError as err:
             if self.is_main:
                 self.write_record("failed", str(err))
@@ -383,6 +404,7 @@ class _Trainer:
         start_batch = self.batches_done
         if start_batch == 0:
             self.epoch_stats = [0.0, 0.0, 0.0]
+        self.meter.reset(self.epoch_stats)
         sampler.skip(start_batch * self.per_rank_batch)
         data_iter = iter(loader)  # (before the RNG below: creating workers must not shift the stream)
         if self.rng_per_rank is not None and start_batch > 0:
@@ -392,7 +414,8 @@ class _Trainer:
             torch.manual_seed((cfg.seed * 1000003 + epoch * 101 + self.env.rank) % 2**63)
         self.rng_per_rank = None
         self.model.train()
-        monitor = SpeedMonitor(self.device, warmup=min(2, max(0, full_batches - start_batch - 1)))
+        monitor = SpeedMonitor(self.device, warmup=min(2, max(0, full_batches - start_batch - 1)),
+                               sample_every=TIMING_SAMPLE_EVERY)
         bar = progress_bar(total=full_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                            mode=cfg.progress if self.is_main else "off")
         if start_batch:
@@ -406,7 +429,7 @@ class _Trainer:
             with monitor.phase("data"):
                 batch = next(data_iter)
                 clips, target, _ = unpack_batch(batch)
-                clips = clips.to(self.device, non_blocking=True)
+                clips = self.input(clips)  # uint8 -> normalised float on the device
                 target = target.to(self.device, non_blocking=True)
             group = i // acc
             group_size = acc if group < n_groups_full else full_batches - n_groups_full * acc
@@ -420,7 +443,6 @@ class _Trainer:
                     with D.autocast_context(self.device, self.amp_dtype):
                         logits = self.model(clips)
                     loss = F.cross_entropy(logits.float(), target, label_smoothing=cfg.label_smoothing)
-                self._check_finite(loss, epoch, i)
                 with monitor.phase("backward"):
                     self.scaler.scale(loss / group_size).backward()
                     if last_in_group:
@@ -430,19 +452,17 @@ class _Trainer:
                         self.scaler.step(self.optimizer)
                         self.scaler.update()
                         self.optimizer.zero_grad(set_to_none=True)
-            with torch.no_grad():
-                self.epoch_stats[0] += float(loss.detach()) * target.shape[0]
-                self.epoch_stats[1] += topk_correct(logits.detach().float(), target, (1,))[0]
-                self.epoch_stats[2] += target.shape[0]
+            self.meter.add(loss, logits, target)  # on the device: no synchronisation
             monitor.step(target.shape[0] * self.env.world_size)
             self.batches_done = i + 1
             bar.update(1)
-            if self.epoch_stats[2]:
-                bar.set_postfix(loss=f"{self.epoch_stats[0] / self.epoch_stats[2]:.3f}", lr=f"{self.current_lr():.3g}")
+            if (i + 1) % CHECK_EVERY == 0:
+                reading = self._check_finite()
+                bar.set_postfix(loss=f"{reading.loss_sum / max(reading.clips, 1):.3f}", lr=f"{self.current_lr():.3g}")
+                if self.writer is not None:
+                    self.writer.add_scalar("train/loss_step", reading.last_loss, self.global_step)
             if last_in_group:
                 self.global_step += 1
-                if self.writer is not None and self.global_step % 10 == 0:
-                    self.writer.add_scalar("train/loss_step", float(loss.detach()), self.global_step)
                 save_due, stop_due = self._save_or_stop_due(i + 1 < full_batches)
                 if save_due or stop_due:
                     self.save_last()
@@ -452,40 +472,59 @@ class _Trainer:
         bar.close()
         self.epoch_seconds = time.perf_counter() - epoch_start
         self.speed_summary = {**monitor.summary(), "world_size": self.env.world_size}
+        if not stopped:  # (a stop has just saved, which checked)
+            self._check_finite()
         if stopped and self.is_main:
-            self.write_record("stopped", f"time guard max_minutes={cfg.max_minutes}; resume to continue")
+            self.write_record("stopped", f"{self.stop_reason}; resume to continue")
         return stopped
 
-    def _check_finite(self, loss: torch.Tensor, epoch: int, batch: int) -> None:
-        bad = torch.tensor([0.0 if bool(torch.isfinite(loss.detach())) else 1.0])
+    def _check_finite(self) -> MeterReading:
+        """Read the epoch statistics (one host sync) and stop the run if a loss since the last check was
+        NaN/inf. Every rank calls it at the same micro-batches; under torchrun the verdict is shared."""
+        reading = self.meter.read()
+        bad = reading.nonfinite
         if self.env.distributed:
-            bad = D.all_reduce_sum(bad, self.device if self.device.type == "cuda" else "cpu").cpu()
-        if float(bad.sum()) > 0:
+            bad = int(D.all_reduce_sum([float(bad)]).sum().item())
+        if bad:
             kept = (f"the last good checkpoint {self.last_path} is kept (epoch {self.epoch}, "
-                    f"{self.batches_done} batches into the next)" if self.last_path.is_file()
+                    f"{self.batches_done} batches into the next, as of that save)" if self.last_path.is_file()
                     else "no checkpoint had been written yet")
             lr = self.current_lr()
             raise NonFiniteLossError(
-                f"non-finite loss ({float(loss.detach())}) at epoch {epoch + 1}, batch {batch + 1}: training "
-                f"stopped; {kept}. Usual causes: a learning rate too high for this batch size (lr now {lr:.4g}), "
-                f"fp16 overflow (try amp='bf16' or 'off'), or broken input clips.")
+                f"non-finite loss (last {reading.last_loss}; {bad} micro-batch(es)) at epoch {self.epoch + 1}, "
+                f"found at batch {self.batches_done} (the loss is checked every {CHECK_EVERY} batches, before "
+                f"saves and at epoch ends): training stopped; {kept}. Usual causes: a learning rate too high "
+                f"for this batch size (lr now {lr:.4g}), fp16 overflow (try amp='bf16' or 'off'), or broken "
+                "input clips.")
+        return reading
 
     def _save_or_stop_due(self, mid_epoch: bool) -> tuple[bool, bool]:
+        """Save / stop after this optimiser step? Step-based saves are known everywhere; the clock
+        (rank 0's) and signals (any rank's) are host values: free in one process, shared under
+        torchrun through one host-side all-reduce every DECIDE_EVERY steps (no device sync)."""
         cfg = self.cfg
+        save = bool(mid_epoch and cfg.save_every_steps and self.global_step % cfg.save_every_steps == 0)
+        if self.env.distributed and self.global_step % DECIDE_EVERY:
+            return save, False
         now = time.perf_counter()
-        save = mid_epoch and (
-            (cfg.save_every_steps and self.global_step % cfg.save_every_steps == 0)
-            or (cfg.save_every_minutes and now - self.last_save_time >= 60 * cfg.save_every_minutes))
-        stop = bool(cfg.max_minutes) and (now - self.session_start) >= 60 * cfg.max_minutes
-        flags = torch.tensor([float(bool(save)), float(stop)])
-        if self.env.distributed:  # rank 0's clock decides for everyone
-            flags = D.broadcast_object(flags)
-        return bool(flags[0]), bool(flags[1])
+        save_clock = bool(mid_epoch and cfg.save_every_minutes
+                          and now - self.last_save_time >= 60 * cfg.save_every_minutes)
+        stop_clock = bool(cfg.max_minutes) and (now - self.session_start) >= 60 * cfg.max_minutes
+        signalled = self.signals.received is not None
+        if self.env.distributed:
+            flags = D.all_reduce_sum([float(save_clock and self.is_main), float(stop_clock and self.is_main),
+                                      float(signalled)]).tolist()
+            save_clock, stop_clock, signalled = (f > 0 for f in flags)
+        if stop_clock:
+            self.stop_reason = f"time guard max_minutes={cfg.max_minutes} reached"
+        elif signalled:
+            self.stop_reason = f"stopped by {self.signals.received or 'a signal to another process'}"
+        return save or save_clock, stop_clock or signalled
 
     def end_epoch(self) -> None:
         cfg = self.cfg
-        stats = D.all_reduce_sum(self.epoch_stats)
-        loss_sum, correct, clips = (float(x) for x in stats)
+        stats = self.meter.read().stats
+        loss_sum, correct, clips = D.all_reduce_sum(stats).tolist() if self.env.distributed else stats
         self.epoch += 1
         self.batches_done = 0
         self.rng_per_rank = None
@@ -494,7 +533,7 @@ class _Trainer:
                                "train_loss": loss_sum / max(clips, 1), "train_top1": 100.0 * correct / max(clips, 1),
                                "epoch_seconds": round(self.epoch_seconds, 3)}
         row.update({f"train_{k}" if not k.startswith(("peak", "world")) else k: v
-                    for k, v in self.speed_summary.items() if k != "measured_steps"})
+                    for k, v in self.speed_summary.items() if k not in ("measured_steps", "sampled_steps")})
         bad = self._collect_bad_inputs()
         if bad is not None:
             row["bad_inputs"] = bad
@@ -509,6 +548,7 @@ class _Trainer:
             self.best_epoch = self.epoch
         self.history.append(row)
         self.epoch_stats = [0.0, 0.0, 0.0]
+        self.meter.reset()
         self.save_last()
         if self.is_main:
             if improved or self.val_set is None:
@@ -532,7 +572,7 @@ class _Trainer:
         if collect is None:
             return None
         report = collect()
-        count = int(D.all_reduce_sum([float(report.count)])[0]) if self.env.distributed else report.count
+        count = int(D.all_reduce_sum([float(report.count)]).sum().item()) if self.env.distributed else report.count
         if report and self.is_main:
             log.warning("epoch %d: %s", self.epoch, report.summary())
         return count
@@ -541,14 +581,15 @@ class _Trainer:
     def validate(self) -> dict[str, Any]:
         """The official in-training validation: 1 clip, centre crop; sharded over ranks, no duplicates."""
         cfg = self.cfg
-        sampler = D.ShardSampler(len(self.val_set), self.env.rank, self.env.world_size)
-        loader = DataLoader(self.val_set, batch_size=self.per_rank_batch, sampler=sampler,
-                            num_workers=cfg.num_workers, pin_memory=self.device.type == "cuda",
-                            generator=torch.Generator().manual_seed(cfg.seed))
+        if self.val_loader is None:  # made once: its workers persist across epochs
+            sampler = D.ShardSampler(len(self.val_set), self.env.rank, self.env.world_size)
+            self.val_loader = DataLoader(self.val_set, batch_size=self.per_rank_batch, sampler=sampler,
+                                         generator=torch.Generator().manual_seed(cfg.seed),
+                                         **loader_options(cfg.num_workers, self.device))
         start = time.perf_counter()
-        out = predict(self.bare_model, loader, device=self.device, amp_dtype=self.amp_dtype, views=1,
+        out = predict(self.bare_model, self.val_loader, device=self.device, amp_dtype=self.amp_dtype, views=1,
                       max_batches=cfg.max_val_batches, progress="off" if not self.is_main else cfg.progress,
-                      desc=f"validate {self.epoch}")
+                      desc=f"validate {self.epoch}", normalize=self.input.normalize)
         seconds = time.perf_counter() - start
         parts = D.all_gather_objects(out)
         indices = torch.cat([p["indices"] for p in parts])
@@ -557,6 +598,7 @@ class _Trainer:
         metrics = classification_metrics(logits, labels, self.num_classes)
         metrics["loss"] = float(F.cross_entropy(logits.float(), labels)) if len(labels) else float("nan")
         metrics["clips_per_s"] = len(labels) / seconds if seconds > 0 else None
+        metrics["seconds"] = round(seconds, 3)
         metrics.pop("confusion", None)
         return metrics
 
