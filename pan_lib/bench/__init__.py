@@ -15,6 +15,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "pa_models": ("pan_lib.bench.pa_models", "PA pairs/s (ours vs official-style loop, fp32/bf16, 1/8 clips), R50 forward cost Lite/PA/RGB/TSM, tiny-backbone train step"),
     "motion_cues": ("pan_lib.bench.motion_cues", "PA vs optical flow (TV-L1, Farneback, DIS, RAFT): frame pairs/s at 224x224"),
     "train_step": ("pan_lib.bench.train_step", "SGD step per modality: embedded (tiny, 64px, b16) and R50@224 b1-2 on CPU, fp32 vs channels_last vs bf16; GPU Lite R50 b64 AMP+CL vs fp32"),
+    "epoch_loop": ("pan_lib.bench.epoch_loop", "embedded recipe: train epoch + validation clips/s vs the compute-only train step (ratio), 0/1/2 loader workers"),
     "loader": ("pan_lib.bench.loader", "clips/s of VideoClipDataset: frame folders vs decord vs PyAV, RGB 8x1 / PA 8x4, 224 and embedded, 0/2 workers, vs embedded train rate"),
 }
 
