@@ -44,12 +44,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from pan_lib.data.flow import count_flow_fields, read_flow
 from pan_lib.data.lists import VideoRecord, read_list_file
 from pan_lib.data.prepared import SOURCES
 from pan_lib.data.sampling import clip_frame_indices, dense_offsets, segment_offsets
 from pan_lib.data.transforms import ClipTransform, build_transform
 from pan_lib.data.video import (VideoReadError, count_decoded_frames, count_frames, read_decoded, read_frame_folder,
                                 read_video_frames)
+from pan_lib.models import channels_per_frame
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,10 @@ class VideoClipDataset(Dataset):
         bad_input: "auto" (= "resample" in train, "zeros" otherwise), "resample", "zeros", "raise".
         output: "float" (normalised, the default) or "uint8" (not normalised; see the module docstring).
             A given ``transform`` is switched to it.
+        modality: the network the clips are for: its normalisation (``transforms.CLIP_STATS``) and, for
+            "Flow", stored flow ``[F-1, H, W, 2]`` read from ``flow_root`` (``python -m data_prep flow``;
+            ``pan_lib.data.flow.flow_dataset_kwargs`` gives both keywords) with ``new_length`` flow fields
+            per segment and flips that invert x.
     """
 
     def __init__(self, records_or_list_file: str | Path | Sequence[VideoRecord], root: str | Path, *,
@@ -110,7 +116,8 @@ class VideoClipDataset(Dataset):
                  dense_sample: bool = False, test_crops: int = 1, full_res: bool = False, seed: int = 0,
                  bad_input: str = "auto", report_dir: str | Path | None = None, backend: str = "auto",
                  drop_short: bool | None = None, max_retries: int = 10, list_format: str = "auto",
-                 dense: bool | None = None, output: str = "float") -> None:
+                 dense: bool | None = None, output: str = "float", modality: str = "RGB",
+                 flow_root: str | Path | None = None) -> None:
         if mode not in ("train", "val", "test"):
             raise ValueError(f"unknown mode {mode!r}; valid: train, val, test")
         if dense is not None:  # the old keyword
@@ -136,9 +143,15 @@ class VideoClipDataset(Dataset):
         self.num_segments, self.new_length, self.mode, self.source = num_segments, new_length, mode, source
         self.image_tmpl, self.twice_sample, self.dense_sample = image_tmpl, twice_sample, dense_sample
         self.seed, self.backend, self.max_retries = seed, backend, max_retries
+        self.modality, self.channels_per_frame = modality, channels_per_frame(modality)
+        if modality == "Flow" and flow_root is None:
+            raise ValueError("modality 'Flow' reads stored optical flow: pass flow_root "
+                             "(pan_lib.data.flow.flow_dataset_kwargs(prepared, 'Flow'))")
+        self.flow_root = Path(flow_root) if modality == "Flow" else None
         self.transform = (replace(transform, output=output) if transform is not None else
                           build_transform(mode, input_size=input_size, scale_size=scale_size, flip=flip,
-                                          test_crops=test_crops, full_res=full_res, output=output))
+                                          test_crops=test_crops, full_res=full_res, output=output,
+                                          modality=modality))
         self.policy = ({"train": "resample"}.get(mode, "zeros") if bad_input == "auto" else bad_input)
         self.report_dir = Path(report_dir) if report_dir else Path(tempfile.mkdtemp(prefix="pan_bad_inputs_"))
         self.report_dir.mkdir(parents=True, exist_ok=True)
@@ -185,10 +198,12 @@ class VideoClipDataset(Dataset):
     def clip_shape(self) -> tuple[int, int, int]:
         frames = self.clips_per_item * self.num_segments * self.new_length * self.transform.num_views
         size = self.transform.output_size
-        return (frames * 3, size, size)
+        return (frames * self.channels_per_frame, size, size)
 
     def path_of(self, index: int) -> Path:
         path = self.records[index].path
+        if self.flow_root is not None:
+            return self.flow_root / f"{path}.npy"
         return self.root / (f"{path}.npy" if self.source == "decoded" else path)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
@@ -246,6 +261,8 @@ class VideoClipDataset(Dataset):
 
     def _num_frames(self, index: int) -> int:
         record = self.records[index]
+        if self.flow_root is not None:  # F frames -> F-1 flow fields
+            return record.num_frames - 1 if record.num_frames > 0 else count_flow_fields(self.path_of(index))
         if record.num_frames >= 0:
             return record.num_frames
         if index not in self._frame_counts:  # unknown in the list: count once per process
@@ -270,7 +287,9 @@ class VideoClipDataset(Dataset):
     def _load(self, index: int, rng: np.random.Generator) -> torch.Tensor:
         idx1 = self.frame_indices(index, rng)
         path = self.path_of(index)
-        if self.source == "frames":
+        if self.flow_root is not None:
+            frames = read_flow(path, idx1 - 1)  # (F, H, W, 2) uint8 flow fields
+        elif self.source == "frames":
             frames = read_frame_folder(path, idx1 - 1, self.image_tmpl)
         elif self.source == "decoded":
             frames = read_decoded(path, idx1 - 1)
