@@ -149,11 +149,11 @@ def test_uint8_clips_normalised_on_the_device_equal_float_clips(tiny, monkeypatc
     from pan_lib.engine import EvalConfig, evaluate
     from pan_lib.engine.data import build_split
 
-    engine_module = sys.modules["pan_lib.engine.evaluate"]
+    inputs = sys.modules["pan_lib.engine.inputs"]
     root, prepared = tiny
     seen = []
-    real = engine_module.normalize_clip
-    monkeypatch.setattr(engine_module, "normalize_clip", lambda clips, *a: seen.append(clips.dtype) or real(clips, *a))
+    real = inputs.normalize_clip
+    monkeypatch.setattr(inputs, "normalize_clip", lambda clips, *a: seen.append(clips.dtype) or real(clips, *a))
     cfg = EvalConfig(dataset="embedded", data_root=str(prepared.root), crops=3, max_videos=5, device="cpu",
                      num_workers=0, progress="off", **SMALL)
     ckpt = root / "ckpt" / "Lite.pth.tar"

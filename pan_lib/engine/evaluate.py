@@ -42,11 +42,11 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from pan_lib.checkpoints import load_checkpoint, read_checkpoint
-from pan_lib.data.transforms import clip_stats, normalize_clip
 from pan_lib.engine import distributed as D
 from pan_lib.engine.checkpointing import FORMAT
 from pan_lib.engine.config import EvalConfig
 from pan_lib.engine.data import _video_ids, build_split, unpack_batch
+from pan_lib.engine.inputs import DeviceInput
 from pan_lib.progress import progress as progress_bar
 from pan_lib.engine.records import RECORD_FILE, build_record, load_record, write_record
 from pan_lib.engine.speed import peak_memory_mb, reset_peak_memory
@@ -170,18 +170,6 @@ def predict(model: nn.Module, loader: DataLoader, *, device: torch.device | str 
     return {"logits": torch.cat(logits_all), "labels": torch.cat(labels_all), "indices": torch.cat(index_all)}
 
 
-def device_normalizer(modality: str, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
-    """uint8 clips already on `device` -> float clips normalised with `modality`'s statistics
-    (`pan_lib.data.transforms.CLIP_STATS`; an unknown modality gets ImageNet's, like RGB)."""
-    try:
-        mean, std = clip_stats(modality)
-    except ValueError:
-        mean, std = clip_stats("RGB")
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=device)  # made once, not per batch
-    std_t = torch.tensor(std, dtype=torch.float32, device=device)
-    return lambda clips: normalize_clip(clips, mean_t, std_t)
-
-
 def gather_predictions(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Every process's `predict` output joined and sorted by dataset index (all of it on every rank).
 
@@ -295,7 +283,7 @@ def evaluate(checkpoints: Sequence[str | Path | nn.Module] | str | Path | nn.Mod
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     env = D.env_from_os()
-    device = D.resolve_device(cfg.device, env.local_rank)
+    device = D.resolve_device(cfg.device, env.local_rank, env.world_size)
     env = D.init_distributed(device.type)  # torchrun: join the group; one process: nothing
     amp_dtype = D.resolve_amp(cfg.amp, device)
     channels_last = D.resolve_channels_last(cfg.channels_last, device)
@@ -338,7 +326,7 @@ def evaluate(checkpoints: Sequence[str | Path | nn.Module] | str | Path | nn.Mod
                       progress=cfg.progress if env.is_main else "off",
                       desc=f"{model_name(meta['modality'])} ({k + 1}/{len(checkpoints)})",
                       channels_last=channels_last, views_per_forward=cfg.views_per_forward,
-                      normalize=device_normalizer(meta["modality"], device))
+                      normalize=DeviceInput(meta["modality"], device).normalize)
         seconds = time.perf_counter() - t0
         gathered = gather_predictions(out)
         logits, labels, index = gathered["logits"], gathered["labels"], gathered["indices"]
