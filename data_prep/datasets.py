@@ -35,7 +35,8 @@ from pan_lib.data.lists import VideoRecord
 from pan_lib.data.prepared import write_prepared
 
 log = logging.getLogger(__name__)
-from pan_lib.data.preparation import find_dir, find_file, index_videos, prepare_sthv2, video_records
+from pan_lib.data.preparation import (find_dir, find_file, find_listed_videos, index_videos, prepare_sthv2,
+                                      video_records)
 
 
 def frame_count(folder: Path, image_tmpl: str) -> int:
@@ -196,7 +197,8 @@ def prepare_kinetics400(root: str | Path, out: str | Path, *, videos: str | Path
 # ----------------------------------------------------------------------------- UCF101
 def prepare_ucf101(root: str | Path, out: str | Path, *, split: int = 1, videos: str | Path | None = None,
                    count_frames: bool = True, workers: int | None = None, progress: str = "auto") -> Path:
-    """UCF101 split ``split`` (1-3): trainlist -> train, testlist -> val (the evaluation split)."""
+    """UCF101 split ``split`` (1-3): trainlist -> train, testlist -> val (the evaluation split).
+    Listed ``Class/v_X.avi`` names match files of any video extension (re-encoded ``.mp4`` copies)."""
     if split not in (1, 2, 3):
         raise ValueError(f"UCF101 split must be 1, 2 or 3, got {split}")
     root, out = Path(root), Path(out)
@@ -208,7 +210,7 @@ def prepare_ucf101(root: str | Path, out: str | Path, *, split: int = 1, videos:
     lists, missing = {}, {}
     for name, f in (("train", train_f), ("val", test_f)):
         rows = P.parse_ucf_split(f, classes)
-        index = {rel: video_root / rel for rel, _ in rows if (video_root / rel).is_file()}
+        index = find_listed_videos((rel for rel, _ in rows), video_root)  # v_X.avi also matches v_X.mp4
         lists[name], missing[name] = video_records(rows, index, video_root, count_frames, workers, progress)
     return write_prepared(out, "ucf101", classes=classes, lists={"video": lists}, video_root=video_root,
                           frames_root=None, missing=missing,
@@ -221,7 +223,8 @@ def prepare_hmdb51(root: str | Path, out: str | Path, *, split: int = 1, videos:
                    class_list: str | Path | None = None, count_frames: bool = True, workers: int | None = None,
                    progress: str = "auto") -> Path:
     """HMDB51 split ``split``: flag 1 -> train, 2 -> val, 0 unused. Classes: Python-sorted (mmaction2
-    ``label_map.txt``) unless ``class_list`` (e.g. TSN's ``class_list.txt``, lines stripped) is given."""
+    ``label_map.txt``) unless ``class_list`` (e.g. TSN's ``class_list.txt``, lines stripped) is given.
+    Videos are ``<class>/<listed name>``, whatever their video extension."""
     if split not in (1, 2, 3):
         raise ValueError(f"HMDB51 split must be 1, 2 or 3, got {split}")
     root, out = Path(root), Path(out)
@@ -242,7 +245,7 @@ def prepare_hmdb51(root: str | Path, out: str | Path, *, split: int = 1, videos:
     lists, missing = {}, {}
     for name, flag in (("train", 1), ("val", 2)):
         rows = [(f"{cls}/{video}", cls_index[cls]) for cls, _, vids in parsed for video, fl in vids if fl == flag]
-        index = {rel: video_root / rel for rel, _ in rows if (video_root / rel).is_file()}
+        index = find_listed_videos((rel for rel, _ in rows), video_root)  # x.avi also matches x.mp4
         lists[name], missing[name] = video_records(rows, index, video_root, count_frames, workers, progress)
     return write_prepared(out, "hmdb51", classes=classes, lists={"video": lists}, video_root=video_root,
                           frames_root=None, missing=missing,

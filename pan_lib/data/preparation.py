@@ -2,7 +2,8 @@
 
 The steps every video dataset's preparer takes (``python -m data_prep <name>``, ``data_prep.datasets``):
 find the annotation files (``find_file``, in ``root`` and one folder below, by the names the
-datasets ship with), index the videos on disk (``index_videos``), match annotations to them and count
+datasets ship with), index the videos on disk (``index_videos`` by id, ``find_listed_videos`` by listed
+path whatever the extension), match annotations to them and count
 their frames (``video_records``; decord's index, parallel) and write the folder
 (``pan_lib.data.prepared.write_prepared``).
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Sequence
 
 from pan_lib.data import parsers as P
@@ -56,6 +57,33 @@ def index_videos(folder: Path, recursive: bool = False) -> dict[str, Path]:
         if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file():
             out.setdefault(p.stem, p)
     return out
+
+
+def strip_video_extension(rel: str) -> str:
+    """``Class/v_X.avi`` -> ``Class/v_X``: a listed name without its video extension (other dots stay)."""
+    p = PurePosixPath(rel)
+    return p.with_suffix("").as_posix() if p.suffix.lower() in VIDEO_EXTENSIONS else p.as_posix()
+
+
+def find_listed_videos(listed: Iterable[str], video_root: Path) -> dict[str, Path]:
+    """``{listed relative path: file on disk}`` for the listed videos found under ``video_root``.
+
+    A listed name matches a file at the same relative path whatever its video extension: the official
+    UCF101/HMDB51 lists name ``.avi`` files, re-encoded copies are often ``.mp4``. The listed
+    extension wins when both exist. Listed names that match nothing are left out (the caller
+    reports them as missing).
+    """
+    on_disk: dict[str, list[Path]] = {}
+    for p in sorted(video_root.rglob("*")):
+        if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file():
+            on_disk.setdefault(strip_video_extension(p.relative_to(video_root).as_posix()), []).append(p)
+    found: dict[str, Path] = {}
+    for rel in listed:
+        candidates = on_disk.get(strip_video_extension(rel), [])
+        exact = [p for p in candidates if p.name == PurePosixPath(rel).name]
+        if exact or candidates:
+            found[rel] = (exact or candidates)[0]
+    return found
 
 
 def _count_one(path: str) -> int:

@@ -89,13 +89,22 @@ def probe(path: str | Path, count: bool = False) -> VideoInfo:
 
 
 def count_frames(path: str | Path, backend: str = "auto") -> int:
-    """Number of frames: decord's count (from the index) or, with PyAV, a full decode."""
+    """Number of frames: decord's count (from its index) or, with PyAV, a full decode.
+
+    Containers that store no frame count (re-encoded UCF101 ``.mp4`` files report 0 frames and no
+    duration; decord refuses them) are counted by decoding: with ``backend="auto"`` a decord
+    failure or a count of 0 falls back to PyAV.
+    """
     if backend in ("auto", "decord") and decord_available():
         try:
-            return _decord_len(str(path))
+            n = _decord_len(str(path))
         except Exception as exc:
             if backend == "decord":
                 raise VideoReadError(f"{path}: decord: {exc}") from exc
+            log.debug("decord cannot count %s (%s); counting by decoding", path, exc)
+        else:
+            if n > 0 or backend == "decord":
+                return n
     info = probe(path, count=True)
     return info.decoded_frames
 
