@@ -3,6 +3,7 @@
 #   make test       run the test suite (what .ci/run calls)
 #   make bench      run the benchmarks -> results/bench/
 #   make reproduce DATASET=sthv2 DATA_ROOT=/data/sthv2   official recipes on a prepared real dataset
+#   make reproduce DATASET=ucf101 DATA_ROOT=... SMOKE=1  the same path for a few CPU steps (no paper numbers)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -36,9 +37,13 @@ bench: venv
 	$(BIN)/python -m pan_lib.bench all
 
 # NPROC=8: every training run goes through torchrun with 8 processes (one per GPU); SEEDS="0 1 2"
+# SMOKE=1: the same notebooks and official recipe code in the workbook's small mode (1 epoch, a few
+# batches of 2 clips, 1 seed) -> .cache/smoke/<dataset>: checks the path end to end, no paper numbers
+SMOKE_ARGS := --small --set batch_size=2 --set num_workers=0
 reproduce: venv
 	$(BIN)/python -m pan_lib.workbook --dataset "$(DATASET)" --data-root "$(DATA_ROOT)" --recipe official \
-		--nproc-per-node "$(or $(NPROC),1)" --seeds $(or $(SEEDS),0 1 2) --out "$(or $(OUT),results/$(DATASET))"
+		--nproc-per-node "$(or $(NPROC),1)" --seeds $(or $(SEEDS),$(if $(SMOKE),0,0 1 2)) $(if $(SMOKE),$(SMOKE_ARGS)) \
+		--out "$(or $(OUT),$(if $(SMOKE),.cache/smoke/$(DATASET),results/$(DATASET)))"
 
 clean-venv:
 	rm -rf $(VENV)

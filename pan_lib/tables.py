@@ -458,7 +458,7 @@ def smoke_note(aggregate: Aggregate) -> str:
         capped |= (record.get("config") or {}).get("max_videos") is not None
         videos.add((record.get("metrics") or {}).get("num_videos"))
         for member in record.get("members") or []:
-            run = _json_or_empty(member.get("run_record"))
+            run = _member_training_record(member, Path(source).parent)
             config = run.get("config") or {}
             capped |= any(config.get(k) is not None for k in ("max_train_batches", "max_minutes"))
             clips.add((run.get("data") or {}).get("num_train"))
@@ -466,6 +466,23 @@ def smoke_note(aggregate: Aggregate) -> str:
     if not capped:
         return ""
     return SMOKE_NOTE.format(clips=_joined(clips), steps=_joined(steps), videos=_joined(videos))
+
+
+def _member_training_record(member: Mapping[str, Any], eval_dir: Path) -> dict[str, Any]:
+    """The training record of an evaluated member: its `run_record` path, else (records copied by
+    `collect_records`, paths made portable) the nearest folder named like the member's run, at or
+    beside the evaluation's folder or one of its parents; {} when there is none."""
+    record = _json_or_empty(member.get("run_record"))
+    if record.get("kind") == "train":
+        return record
+    run_name = Path(str(member.get("checkpoint") or "")).parent.name
+    if not run_name:
+        return {}
+    for folder in (eval_dir, *eval_dir.parents):
+        record = _json_or_empty(folder / RECORD_FILE if folder.name == run_name else folder / run_name / RECORD_FILE)
+        if record.get("kind") == "train":
+            return record
+    return {}
 
 
 def _joined(values: set) -> str:
