@@ -8,7 +8,8 @@ measures it). The epoch-loop rate is `pan_lib.engine.train` itself with the embe
 (`pan_lib.engine.recipes`) on clips of the embedded kind stored like the prepared set (uint8 arrays
 decoded at a 56 px short side, 32 frames; the default set's 960 train / 300 val videos, fewer with
 `--quick`): train clips of an epoch over the wall time of the epoch *plus its validation*, epochs
-after the first (worker start-up, oneDNN primitives). The ratio epoch loop / compute-only says how
+after the first (worker start-up, oneDNN primitives); the compute-only rate is measured right after
+each loop, so each ratio compares two measurements close in time. The ratio epoch loop / compute-only says how
 much of the step rate the loop keeps (loading, validation, bookkeeping); rows for 0, 1 and 2 loader
 workers show what overlapping the loading buys on this machine. Rows -> results/bench/epoch_loop.*
 """
@@ -55,7 +56,7 @@ def _make_arrays(root: Path, n: int, seed: int) -> list[VideoRecord]:
 
 def _compute_rate(modality: str, quick: bool) -> float:
     step, recipe = embedded_step_fn(modality, torch.device("cpu"), True, torch.bfloat16, num_classes=NUM_CLASSES)
-    times = time_callable(step, warmup=2, repeats=3 if quick else 20)
+    times = time_callable(step, warmup=2, repeats=5 if quick else 20, min_seconds=1.0 if quick else 5.0)
     return recipe["batch_size"] / statistics.median(times)
 
 
@@ -87,9 +88,10 @@ def run(out_dir: Path, quick: bool = False) -> list[Path]:
         data = {split: (tmp / split, _make_arrays(tmp / split, n, seed))
                 for split, n, seed in (("train", n_train, 0), ("val", n_val, 1))}
         for modality in ("Lite",) if quick else ("Lite", "RGB"):
-            compute = _compute_rate(modality, quick)
             for workers in (0, 1) if quick else (0, 1, 2):
+                # the compute-only rate right next to each loop: a ratio of two measurements close in time
                 loop = _loop_rate(modality, workers, data, tmp / f"run_{modality}_{workers}", epochs)
+                compute = _compute_rate(modality, quick)
                 row = {"modality": modality, "workers": workers, "train clips": n_train, "val clips": n_val,
                        "compute-only clips/s": round(compute, 1),
                        "epoch loop clips/s": round(loop["epoch_clips_per_s"], 1),
