@@ -134,7 +134,9 @@ def sizes_markdown() -> str:
 
 
 MODALITY_ROLES = {"TSN": "baseline", "TSM": "baseline", "RGB": "PAN_Full appearance stream",
-                  "PA": "PAN_Full motion stream", "Lite": "PAN_Lite, one network"}
+                  "PA": "PAN_Full motion stream", "Lite": "PAN_Lite, one network",
+                  "Flow": "optical-flow stream (TSN), beside RGB in TwoStream_Flow",
+                  "RGBDiff": "RGB-difference stream (TSN), beside RGB in TwoStream_RGBDiff"}
 
 
 def modalities_markdown() -> str:

@@ -8,7 +8,8 @@ PA convention. Our fast PA convolves the ``m-1`` frame *differences* (3 convolut
 where the official module convolves all ``m`` frames (4); the result is the same (the conv is
 linear). ``convention="official"`` (default) counts PA as the official model runs it, so the figures
 compare with the paper (ResNet-50, 8 segments, 224²: RGB 32.70 G, PA 34.59 G, Lite 35.53 G MACs);
-``macs_executed`` is what our implementation actually computes (PA's shallow conv 3/4 of that).
+``macs_executed`` is what our implementation actually computes (PA's shallow conv 6/7 of that: 3 differences
+instead of 4 frames, convolved as column pairs with 8/7 of the multiply-adds).
 The count runs on a ``meta`` copy of the model: no memory, no compute, milliseconds even for R101.
 """
 from __future__ import annotations

@@ -311,9 +311,7 @@ class PANNet(nn.Module):
         if self.modality == "PA":
             return self.PA(frames)  # (B*T*4, 3, H, W) -> (B*T, 3, H, W)
         if self.modality == "Lite":
-            pa = self.PA(frames)  # (B*T, 3, H, W)
-            rgb = frames.view(-1, self.new_length, 3, h, w)[:, 0]  # (B*T*4, 3, H, W) -> first frame (B*T, 3, H, W)
-            return torch.cat([rgb.to(pa.dtype), pa], dim=1)  # (B*T, 6, H, W)
+            return self.PA.with_first_frame(frames)  # (B*T*4, 3, H, W) -> first frame + PA (B*T, 6, H, W)
         return frames
 
     def forward(self, x: Tensor) -> Tensor:

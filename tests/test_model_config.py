@@ -59,7 +59,7 @@ def test_train_config_gives_the_model_config(caplog):
         TrainConfig.from_dict({"segments": 4, "num_segments": 8})
     assert set(get_recipe("embedded", "Lite")) <= set(TrainConfig.field_names())
     with pytest.raises(ConfigError, match="unknown modality"):
-        TrainConfig.from_recipe("embedded", "Flow")
+        TrainConfig.from_recipe("embedded", "Depth")
 
 
 def test_old_yaml_loads(tmp_path, caplog):

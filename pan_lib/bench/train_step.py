@@ -40,7 +40,7 @@ def _step_fn(modality: str, backbone: str, size: int, batch: int, num_segments: 
         model = model.to(memory_format=torch.channels_last)
     opt = build_optimizer(model, lr=0.01, kind=optimizer, group_lr=group_lr)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    x = torch.randn(batch, num_segments * model.new_length * 3, size, size, device=device)
+    x = torch.randn(batch, num_segments * model.input_channels, size, size, device=device)
     y = torch.randint(0, num_classes, (batch,), device=device)
 
     def step() -> None:
