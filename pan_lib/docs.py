@@ -29,6 +29,8 @@ from typing import Any, Callable, Sequence
 from data_prep.__main__ import build_parser as data_prep_parser
 from pan_lib.data.registry import DATASETS, prepare_command
 from pan_lib.data.synthetic import CLASS_SETS, PAIRS, SIZES, class_names, strip_brackets
+from pan_lib.data.transforms import CLIP_STATS
+from pan_lib.engine.optim import FIRST_CONV_LR5
 from pan_lib.engine.recipes import recipe_table
 from pan_lib.models import MODALITIES, build_model
 
@@ -139,11 +141,21 @@ MODALITY_ROLES = {"TSN": "baseline", "TSM": "baseline", "RGB": "PAN_Full appeara
                   "RGBDiff": "RGB-difference stream (TSN), beside RGB in TwoStream_RGBDiff"}
 
 
+def _short(values: Sequence[float]) -> str:
+    """Per-channel statistics, written once when every channel has the same value."""
+    text = [f"{v:.3g}" for v in values]
+    return text[0] if len(set(text)) == 1 else "(" + ", ".join(text) + ")"
+
+
 def modalities_markdown() -> str:
     rows = []
     for modality in MODALITIES:
         model = build_model(modality, num_classes=2, backbone="resnet_tiny")
+        mean, std = CLIP_STATS[modality]
         rows.append({"modality": f"`{modality}`", "frames/segment": model.new_length,
+                     "stem input channels": model.base_model.conv1.in_channels,
+                     "first-conv lr (weight / bias)": "x5 / x10" if modality in FIRST_CONV_LR5 else "x1 / x2",
+                     "normalisation mean / std (after /255)": f"{_short(mean)} / {_short(std)}",
                      "temporal shift": "yes" if model.shift else "no",
                      "head": "VAP" if model.head == "vap" else "average",
                      "role": MODALITY_ROLES.get(modality, "")})

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.GroupNorm, nn.LayerNorm)
 # modalities whose first conv is PA.shallow_conv, trained like the official Flow stem (x5 / x10)
-_FLOW_LIKE = ("PA", "Lite", "Flow")
+FIRST_CONV_LR5 = ("PA", "Lite", "Flow")
 
 
 def official_param_groups(model: nn.Module, modality: str | None = None, *, fc_lr5: bool = True) -> list[dict]:
@@ -42,7 +42,7 @@ def official_param_groups(model: nn.Module, modality: str | None = None, *, fc_l
     Every trainable parameter lands in exactly one group (checked).
     """
     modality = modality if modality is not None else getattr(_unwrap(model), "modality", "RGB")
-    first_lr = (5, 10) if modality in _FLOW_LIKE else (1, 2)
+    first_lr = (5, 10) if modality in FIRST_CONV_LR5 else (1, 2)
     groups: dict[str, list[nn.Parameter]] = {k: [] for k in (
         "first_conv_weight", "first_conv_bias", "normal_weight", "normal_bias", "bn", "custom_ops",
         "lr5_weight", "lr10_bias")}
