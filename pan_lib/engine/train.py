@@ -46,7 +46,7 @@ from pan_lib.engine.checkpointing import (FORMAT, atomic_save, capture_rng_state
                                           remove_stale_temporaries, restore_rng_state)
 from pan_lib.engine.config import ConfigError, TrainConfig
 from pan_lib.engine.data import EpochSeeded, build_split, unpack_batch
-from pan_lib.engine.evaluate import classification_metrics, model_gmacs_per_view, predict
+from pan_lib.engine.evaluate import classification_metrics, gather_predictions, model_gmacs_per_view, predict
 from pan_lib.engine.export import export_official
 from pan_lib.engine.inputs import DeviceInput
 from pan_lib.engine.loader import SharedEpochSeeded, loader_options
@@ -591,10 +591,8 @@ class _Trainer:
                       max_batches=cfg.max_val_batches, progress="off" if not self.is_main else cfg.progress,
                       desc=f"validate {self.epoch}", normalize=self.input.normalize)
         seconds = time.perf_counter() - start
-        parts = D.all_gather_objects(out)
-        indices = torch.cat([p["indices"] for p in parts])
-        logits = torch.cat([p["logits"] for p in parts])[indices.argsort()]
-        labels = torch.cat([p["labels"] for p in parts])[indices.argsort()]
+        joined = gather_predictions(out)  # every rank's shard, in dataset order
+        logits, labels = joined["logits"], joined["labels"]
         metrics = classification_metrics(logits, labels, self.num_classes)
         metrics["loss"] = float(F.cross_entropy(logits.float(), labels)) if len(labels) else float("nan")
         metrics["clips_per_s"] = len(labels) / seconds if seconds > 0 else None
