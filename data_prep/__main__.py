@@ -151,24 +151,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--short-side", type=int, default=56, help="short side in px (0 keeps the video size)")
     _add_pool_args(p)
 
-    p = sub.add_parser("extract-frames", help="decode videos of a prepared folder into JPEG folders",
-                       description="Extract frames of a prepared dataset (resumable, bounded pool); writes "
-                                   "{split}_frames.txt, extraction.json and extraction_videos.tsv.")
-    p.add_argument("prepared", type=Path, help="a folder written by `python -m data_prep <dataset>`")
-    p.add_argument("--frames-dir", type=Path, default=None, help="default: <prepared>/frames")
-    p.add_argument("--scale", type=int, default=None, help="short side in px (default: the official value; 0 keeps)")
-    p.add_argument("--quality", type=int, default=95, help="JPEG quality")
-    _add_pool_args(p)
-
-    p = sub.add_parser("decode", help="decode the videos of a prepared folder once into uint8 arrays",
-                       description="Decode every listed video into <prepared>/decoded_s<S>/<path>.npy (uint8 "
-                                   "[F, H, W, 3], short side S); loaders then read clips as array slices "
-                                   "(source 'decoded', chosen automatically). Resumable; undecodable videos "
-                                   "are listed in decode_failures.txt. Meant for small datasets (embedded).")
-    p.add_argument("prepared", type=Path, help="a folder written by `python -m data_prep <dataset>`")
-    p.add_argument("--short-side", type=int, default=56, help="short side in px (0 keeps the video size)")
-    _add_pool_args(p)
-
     p = sub.add_parser("flow", help="optical flow of a prepared folder, computed once (for the Flow modality)",
                        description="Compute the optical flow of every listed video (on the decoded arrays when "
                                    "present, same short side) and store it like TSN: clipped to +-20 px, uint8, "
@@ -227,17 +209,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.name} prepared in {args.out}: {manifest['num_classes']} classes, {manifest['counts']}")
             print(f"train with: python -m pan_lib.train --recipe {args.name}/Lite --set data_root={args.out}")
             return 0
-        if cmd == "extract-frames":
-            summary = extract_frames(args.prepared, frames_dir=args.frames_dir, scale=args.scale,
-                                     quality=args.quality, workers=args.workers, splits=args.splits,
-                                     progress=args.progress)
-            print(json.dumps({k: v for k, v in summary.items() if k != "tools"}, indent=1))
-            return 1 if summary["failed"] else 0
-        if cmd == "decode":
-            summary = decode_videos(args.prepared, short_side=args.short_side, workers=args.workers,
-                                    splits=args.splits, progress=args.progress)
-            print(json.dumps({k: v for k, v in summary.items() if k != "tools"}, indent=1))
-            return 1 if summary["failed"] else 0
         if cmd == "extract-frames":
             summary = extract_frames(args.prepared, frames_dir=args.frames_dir, scale=args.scale,
                                      quality=args.quality, workers=args.workers, splits=args.splits,
