@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import yaml
 
+from pan_lib.data.flow import DEFAULT_FLOW_METHOD, FLOW_PREP_METHODS
 from pan_lib.data.registry import SOURCES
 from pan_lib.engine.recipes import get_recipe
 from pan_lib.models import MODALITIES, RENAMED_FIELDS, ModelConfig, rename_fields  # noqa: F401 (RENAMED_FIELDS re-exported)
@@ -122,6 +123,18 @@ def _off_if_false(value: Any) -> Any:
     return "off" if value is False else value
 
 
+def resolve_flow_method(modality: str, flow_method: str | None) -> str | None:
+    """The flow a `modality` run reads: Flow -> `flow_method` or "dis" (`python -m data_prep flow
+    --method`), any other modality -> None (it reads no flow; a value given anyway is dropped)."""
+    if modality != "Flow":
+        if flow_method is not None:
+            log.debug("flow_method=%r ignored for modality %s", flow_method, modality)
+        return None
+    method = flow_method or DEFAULT_FLOW_METHOD
+    _check_choice("flow_method", method, tuple(FLOW_PREP_METHODS))
+    return method
+
+
 class _ConfigIO:
     """Dict/YAML round trip shared by the config dataclasses."""
 
@@ -195,6 +208,8 @@ class TrainConfig(_ConfigIO):
     input_size: int = 224
     scale_size: int = 256
     dense_sample: bool = False
+    flow_method: str | None = None         # Flow only: the stored flow it reads (dis | tvl1 | farneback | raft;
+                                           # None -> dis); part of the run name; None for other modalities
     # -- optimisation (official: SGD momentum 0.9, wd 1e-4, clip 20, step schedule)
     optimizer: str = "sgd"                 # sgd (official) | adamw (small networks from scratch)
     group_lr: bool = True                  # official per-group lr multipliers (first conv x5/x10, fc x5/x10)
@@ -249,6 +264,7 @@ class TrainConfig(_ConfigIO):
         _check_choice("lr_type", self.lr_type, LR_TYPES)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _auto_bool("channels_last", self.channels_last)
+        self.flow_method = resolve_flow_method(self.modality, self.flow_method)
         if not (self.resume in ("auto", True, False) or isinstance(self.resume, (str, os.PathLike))):
             raise ConfigError(f"resume={self.resume!r}: use 'auto', True, False or a checkpoint path")
         self.lr_steps = tuple(float(s) for s in self.lr_steps)
@@ -263,7 +279,10 @@ class TrainConfig(_ConfigIO):
     # -- derived values (never stored: the parameters stay literals, like a papermill cell)
     @property
     def run_name(self) -> str:
-        return self.name or f"{self.modality}_{self.dataset}_{self.backbone}_seg{self.num_segments}_seed{self.seed}"
+        """`<modality>_<dataset>_<backbone>_seg<T>_seed<seed>`; Flow runs name their flow method
+        (`Flow_dis_...`, `Flow_farneback_...`), so runs on different flow never share a folder."""
+        stream = f"{self.modality}_{self.flow_method}" if self.flow_method else self.modality
+        return self.name or f"{stream}_{self.dataset}_{self.backbone}_seg{self.num_segments}_seed{self.seed}"
 
     @property
     def resolved_run_dir(self) -> Path:
@@ -310,6 +329,7 @@ class EvalConfig(_ConfigIO):
     full_res: bool = False                 # input_size = scale_size (256): the PAN_En protocol
     twice_sample: bool = False
     dense_sample: bool = False
+    flow_method: str | None = None         # flow that Flow members read; None: the one each was trained on (dis)
     input_size: int | None = None          # None: the checkpoint's training input size
     scale_size: int | None = None          # None: the checkpoint's (256 officially)
     coeffs: tuple[float, ...] | None = None  # per-member weights (official --coeff); None: all 1
@@ -339,6 +359,8 @@ class EvalConfig(_ConfigIO):
         _check_choice("progress", self.progress, PROGRESS_CHOICES)
         _check_choice("source", self.source, SOURCE_CHOICES)
         _check_choice("split", self.split, ("train", "val", "test"))
+        if self.flow_method is not None:
+            _check_choice("flow_method", self.flow_method, tuple(FLOW_PREP_METHODS))
         _auto_bool("channels_last", self.channels_last)
         if self.twice_sample and self.dense_sample:
             raise ConfigError("twice_sample and dense_sample exclude each other (official test_models.py)")

@@ -11,7 +11,7 @@ import logging
 import random
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,10 @@ import torch.distributed as dist
 from torch.utils.data import Dataset
 
 from pan_lib.data import registry
+from pan_lib.data.flow import flow_dataset_kwargs, flow_fingerprint
+from pan_lib.data.prepared import PreparedDataset
 from pan_lib.engine import distributed as D
+from pan_lib.engine.config import TrainConfig
 from pan_lib.models import frames_per_segment
 
 log = logging.getLogger(__name__)
@@ -130,20 +133,46 @@ def rank0_first() -> Iterator[None]:
             D.barrier()  # release the other ranks
 
 
+def split_fingerprint(prepared: PreparedDataset, modality: str, flow_method: str | None = None) -> str | None:
+    """The data fingerprint a `modality` run or evaluation reads: the prepared data's (videos + frame
+    source, `X+s56`), plus the flow method and frame size for Flow (`X+s56+flow_dis_s56`: the part
+    `pan_lib.data.flow.flow_fingerprint` adds to the videos' fingerprint)."""
+    if modality != "Flow":
+        return prepared.fingerprint
+    flow_part = flow_fingerprint(prepared, flow_method).removeprefix(str(prepared.manifest.get("fingerprint", "")))
+    return f"{prepared.fingerprint or ''}{flow_part}"
+
+
+def merge_fingerprints(fingerprints: Sequence[str | None]) -> str | None:
+    """One fingerprint for the data of several members (an RGB + Flow ensemble reads the videos and the
+    flow): the shared one, else the videos' fingerprint followed by each member's extra part
+    (`X+s56` + `X+s56+flow_dis_s56` -> `X+s56+flow_dis_s56`), else all of them joined by ` | `."""
+    unique = list(dict.fromkeys(f for f in fingerprints if f))
+    if len(unique) <= 1:
+        return unique[0] if unique else None
+    base = min(unique, key=len)
+    if all(f.startswith(base) for f in unique):
+        return base + "".join(f[len(base):] for f in unique if f != base)
+    return " | ".join(unique)
+
+
 def build_split(dataset_name: str, data_root: str | None, split: str, *, modality: str, num_segments: int,
                 input_size: int, scale_size: int, source: str = "auto", test_crops: int = 1,
                 full_res: bool = False, twice_sample: bool = False, dense_sample: bool = False,
-                mode: str | None = None) -> DataBundle:
+                mode: str | None = None, flow_method: str | None = None) -> DataBundle:
     """A `VideoClipDataset` for one split of a prepared data set (`pan_lib.data.registry`).
 
     mode defaults to "train" for the train split and "val" otherwise (1 clip, centre crop: the
     official in-training validation); evaluation asks for "test" with its crops/clips. The data set
     comes from `pan_lib.data.registry.get_prepared` (the embedded one is generated on first use).
+    A Flow split reads the stored flow of `flow_method` (`python -m data_prep flow`; None: "dis", else
+    the only method computed); a missing one raises `DatasetNotPreparedError` with that command. The
+    bundle's fingerprint is `split_fingerprint`'s (for Flow it names the flow method).
     """
     with rank0_first():  # under torchrun only rank 0 generates a missing embedded set
         prepared = registry.get_prepared(dataset_name, data_root, source=source, progress="off")
     mode = mode or ("train" if split == "train" else "val")
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = dict(flow_dataset_kwargs(prepared, modality, flow_method))  # modality (+ flow_root)
     if mode == "test":
         extra.update(test_crops=test_crops, full_res=full_res, twice_sample=twice_sample)
     if dense_sample:
@@ -151,5 +180,15 @@ def build_split(dataset_name: str, data_root: str | None, split: str, *, modalit
     dataset = registry.build_dataset(prepared, split, num_segments=num_segments,
                                      new_length=frames_per_segment(modality), mode=mode, input_size=input_size,
                                      scale_size=scale_size, **extra)
-    return DataBundle(dataset=dataset, num_classes=prepared.num_classes, fingerprint=prepared.fingerprint,
+    return DataBundle(dataset=dataset, num_classes=prepared.num_classes,
+                      fingerprint=split_fingerprint(prepared, modality, flow_method),
                       classes=list(prepared.classes), source=prepared.source, root=str(prepared.root))
+
+
+def train_val_splits(cfg: TrainConfig) -> tuple[DataBundle, DataBundle]:
+    """The train and val bundles of a run (its flow method included): what training reads."""
+    common = dict(modality=cfg.modality, num_segments=cfg.num_segments, input_size=cfg.input_size,
+                  scale_size=cfg.scale_size, source=cfg.source, dense_sample=cfg.dense_sample,
+                  flow_method=cfg.flow_method)
+    return (build_split(cfg.dataset, cfg.data_root, "train", **common),
+            build_split(cfg.dataset, cfg.data_root, "val", **common))

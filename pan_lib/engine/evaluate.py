@@ -45,7 +45,8 @@ from pan_lib.checkpoints import load_checkpoint, read_checkpoint
 from pan_lib.engine import distributed as D
 from pan_lib.engine.checkpointing import FORMAT
 from pan_lib.engine.config import EvalConfig
-from pan_lib.engine.data import _video_ids, build_split, unpack_batch
+from pan_lib.data.prepared import PreparedDataset
+from pan_lib.engine.data import _video_ids, build_split, merge_fingerprints, split_fingerprint, unpack_batch
 from pan_lib.engine.inputs import DeviceInput
 from pan_lib.progress import progress as progress_bar
 from pan_lib.engine.records import RECORD_FILE, build_record, load_record, write_record
@@ -124,7 +125,7 @@ def predict(model: nn.Module, loader: DataLoader, *, device: torch.device | str 
     """View-averaged logits for every item of `loader`: {'logits' [N, C], 'labels' [N], 'indices' [N]}.
 
     `views=None` infers V from the clip's channel count and the model's `num_segments` and
-    `new_length` (PANNet attributes). Views go to `device` and through the network at most
+    `input_channels` (channels per segment: 3 per RGB frame, 2 per flow field; PANNet attributes). Views go to `device` and through the network at most
     `views_per_forward` at a time (None: a whole batch). `normalize` turns a clip chunk on the device
     into the network's input when the loader yields uint8 clips (float clips pass as they are). An
     empty loader (a rank without videos) gives `[0, C]` logits, C = the model's `num_classes`.
@@ -135,7 +136,7 @@ def predict(model: nn.Module, loader: DataLoader, *, device: torch.device | str 
     logits_all, labels_all, index_all = [], [], []
     per_view_channels = None
     if views is None:
-        per_view_channels = 3 * getattr(model, "num_segments") * getattr(model, "new_length", 1)
+        per_view_channels = getattr(model, "num_segments") * input_channels_per_segment(model)
 
     def prepare(chunk: torch.Tensor) -> torch.Tensor:
         chunk = chunk.to(device, non_blocking=True)
@@ -185,6 +186,13 @@ def gather_predictions(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             "labels": torch.cat([p["labels"] for p in parts])[order], "indices": index[order]}
 
 
+def input_channels_per_segment(model: nn.Module) -> int:
+    """Channels of one segment of the model's input clip: `input_channels` (Flow: 5 fields x 2 = 10,
+    RGBDiff: 6 frames x 3), else 3 per frame x `new_length` for models without it."""
+    channels = getattr(model, "input_channels", None)
+    return int(channels) if channels is not None else 3 * int(getattr(model, "new_length", 1))
+
+
 def model_gmacs_per_view(model: nn.Module, input_size: int) -> float:
     """Multiply-adds (G, the paper's "FLOPs") of one view (one clip of T segments) at `input_size`.
 
@@ -197,8 +205,8 @@ def model_gmacs_per_view(model: nn.Module, input_size: int) -> float:
         except (TypeError, ValueError, RuntimeError, NotImplementedError) as err:
             log.debug("count_flops failed (%s); counting on a CPU copy", err)
     bare = copy.deepcopy(model).float().eval().to("cpu")
-    t, m = getattr(bare, "num_segments", 8), getattr(bare, "new_length", 1)
-    clip = torch.zeros(1, t * m * 3, input_size, input_size)
+    t = getattr(bare, "num_segments", 8)
+    clip = torch.zeros(1, t * input_channels_per_segment(bare), input_size, input_size)  # one view
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         bare(clip)
     return counter.get_total_flops() / 2 / 1e9  # FlopCounterMode counts 2 per multiply-add
@@ -294,7 +302,7 @@ def evaluate(checkpoints: Sequence[str | Path | nn.Module] | str | Path | nn.Mod
         raise ValueError(f"{len(datasets)} datasets for {len(checkpoints)} checkpoints")
     start = time.perf_counter()
     reset_peak_memory(device)
-    member_outputs, members, ids_ref = [], [], None
+    member_outputs, members, ids_ref, fingerprints = [], [], None, []
     for k, ckpt in enumerate(checkpoints):
         model, meta = load_member(ckpt)
         model = model.to(device)
@@ -304,17 +312,20 @@ def evaluate(checkpoints: Sequence[str | Path | nn.Module] | str | Path | nn.Mod
         input_size = cfg.input_size or meta.get("input_size") or train_cfg.get("input_size") or 224
         scale_size = cfg.scale_size or meta.get("scale_size") or train_cfg.get("scale_size") or 256
         eval_size = scale_size if cfg.full_res else input_size
+        flow_method = member_flow_method(meta, cfg)
         if datasets is not None:
             dataset = datasets[k]
             n_cls = num_classes or meta.get("num_classes")
-            fp = data_fingerprint
+            fingerprints.append(data_fingerprint)
         else:
             bundle = build_split(cfg.dataset, cfg.data_root, cfg.split, modality=meta["modality"],
                                  num_segments=meta["num_segments"], input_size=input_size, scale_size=scale_size,
                                  source=cfg.source, test_crops=cfg.crops, full_res=cfg.full_res,
-                                 twice_sample=cfg.twice_sample, dense_sample=cfg.dense_sample, mode="test")
+                                 twice_sample=cfg.twice_sample, dense_sample=cfg.dense_sample, mode="test",
+                                 flow_method=flow_method)
             # uint8 clips: a quarter of the bytes through the workers and the copy; normalised on the device
-            dataset, n_cls, fp = bundle.dataset.with_output("uint8"), bundle.num_classes, bundle.fingerprint
+            dataset, n_cls = bundle.dataset.with_output("uint8"), bundle.num_classes
+            fingerprints.append(bundle.fingerprint)
             classes = classes or bundle.classes
         if cfg.max_videos is not None:
             dataset = torch.utils.data.Subset(dataset, range(min(cfg.max_videos, len(dataset))))
@@ -342,7 +353,8 @@ def evaluate(checkpoints: Sequence[str | Path | nn.Module] | str | Path | nn.Mod
                         "coeff": coeffs[k], "seed": meta.get("seed"), "top1": m["top1"], "top5": m["top5"],
                         "gflops_per_view": _safe_gmacs(model, eval_size), "params": sum(p.numel() for p in model.parameters()),
                         "seconds": round(seconds, 3), "run_record": _run_record_of(meta.get("checkpoint")),
-                        "input_size": eval_size, "model_config": meta.get("model_config")})
+                        "input_size": eval_size, "model_config": meta.get("model_config"),
+                        **({"flow_method": flow_method} if meta["modality"] == "Flow" else {})})
         member_outputs.append(logits)
         del model
     scores = combine_members(member_outputs, coeffs)
@@ -372,9 +384,28 @@ def evaluate(checkpoints: Sequence[str | Path | nn.Module] | str | Path | nn.Mod
         eval_name = cfg.name or f"{name}_{cfg.split}_{cfg.protocol_name()}"
         out_dir = Path(cfg.out_dir) if cfg.out_dir else (
             Path(first_ckpt).parent / "eval" / eval_name if first_ckpt else Path("runs") / "eval" / eval_name)
-        _write_outputs(result, out_dir, cfg, eval_name, modality_label, seeds, classes, fp, device,
+        _write_outputs(result, out_dir, cfg, eval_name, modality_label, seeds, classes,
+                       merge_fingerprints(fingerprints), device,
                        {"wall_seconds": round(seconds, 3)}, n_cls)
     return result
+
+
+def member_flow_method(meta: dict[str, Any], cfg: EvalConfig) -> str | None:
+    """The stored flow a Flow member reads: `cfg.flow_method`, else the one it was trained on (its run's
+    config), else None (`build_split`: "dis"); None for other modalities."""
+    if meta.get("modality") != "Flow":
+        return None
+    return cfg.flow_method or (meta.get("config") or {}).get("flow_method")
+
+
+def evaluation_fingerprint(prepared: PreparedDataset, checkpoints: Sequence[str | Path], cfg: EvalConfig) -> str | None:
+    """The data fingerprint `evaluate(checkpoints, cfg)` records on `prepared`: its own, with each Flow
+    member's flow method when flow was computed for it (`merge_fingerprints`). Checkpoints are read only
+    when the data has stored flow (otherwise no member can be a Flow network)."""
+    if not (getattr(prepared, "manifest", None) or {}).get("flow"):
+        return prepared.fingerprint
+    metas = [load_member(c)[1] for c in checkpoints]
+    return merge_fingerprints([split_fingerprint(prepared, m["modality"], member_flow_method(m, cfg)) for m in metas])
 
 
 def _safe_gmacs(model: nn.Module, size: int) -> float | None:
@@ -454,4 +485,5 @@ def load_scores(path: str | Path) -> dict[str, Any]:
 
 
 __all__ = ["EvalResult", "evaluate", "predict", "gather_predictions", "videos_per_batch", "classification_metrics", "combine_members", "view_mean_logits",
-           "model_gmacs_per_view", "load_member", "load_scores"]
+           "model_gmacs_per_view", "input_channels_per_segment", "load_member", "load_scores", "member_flow_method",
+           "evaluation_fingerprint"]

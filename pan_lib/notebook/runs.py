@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 from pan_lib.data.registry import get_prepared
 from pan_lib.engine import EvalConfig, RunResult, TrainConfig, evaluate, train
+from pan_lib.engine.evaluate import evaluation_fingerprint
 from pan_lib.engine.recipes import RECIPES, get_recipe
 from pan_lib.notebook.datasets import resolve_data_root
 from pan_lib.notebook.environment import repo_path, resolve_progress
@@ -201,16 +202,29 @@ def _group_alive(pgid: int) -> bool:
 
 # ---------------------------------------------------------------------------------------- evaluation
 def evaluation_key(checkpoints: Iterable[str | os.PathLike], cfg: EvalConfig) -> dict[str, Any]:
-    """Everything that decides an evaluation: the whole config, each checkpoint's bytes, the data."""
+    """Everything that decides an evaluation: the whole config, each checkpoint's bytes, the data (the
+    videos, and the flow a Flow member reads: `pan_lib.engine.evaluate.evaluation_fingerprint`)."""
+    checkpoints = list(checkpoints)
     prepared = get_prepared(cfg.dataset, cfg.data_root, source=cfg.source)
     return {"config": json.loads(json.dumps(cfg.to_dict())),
             "checkpoints": [{"checkpoint": str(c), "sha256": file_sha256(c)} for c in checkpoints],
-            "data_fingerprint": prepared.fingerprint}
+            "data_fingerprint": evaluation_fingerprint(prepared, checkpoints, cfg)}
+
+
+def _config_with_defaults(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A recorded `EvalConfig` dict with the fields added since it was written at their defaults (a
+    record from before `flow_method` existed keys like one with `flow_method: None`)."""
+    if not isinstance(config, dict):
+        return config
+    try:
+        return json.loads(json.dumps(EvalConfig.from_dict(config).to_dict()))
+    except (ValueError, TypeError):  # a config this version cannot read: compare it as written
+        return config
 
 
 def recorded_key(record: dict[str, Any]) -> dict[str, Any]:
     """The same key as `evaluation_key`, read back from an evaluation record."""
-    return {"config": record.get("config"),
+    return {"config": _config_with_defaults(record.get("config")),
             "checkpoints": [{"checkpoint": m.get("checkpoint"), "sha256": m.get("checkpoint_sha256")}
                             for m in record.get("members", [])],
             "data_fingerprint": (record.get("data") or {}).get("fingerprint")}
