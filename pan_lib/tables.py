@@ -13,6 +13,10 @@
     7 models, intervals  paper's claims, paired    what each step adds,   sentences from    figures/*.png
                          per-seed differences      paired differences     the two reports
 
+`write_motion_tables()` (notebook 06) builds the motion-input tables from the same records: PA, RGB
+differences and optical flow (named by method: `PAN_Flow (dis)`) alone and fused with RGB, beside the
+end-to-end cost per clip measured by `pan_lib.notebook.motion_inputs`.
+
 Every claim is judged by the 95 % interval of the **paired** per-seed difference (same seed, same
 data order): "holds" when it excludes 0, "reversed" when it excludes 0 the other way, "not shown"
 otherwise (scipy's t interval; `mean_interval`). The embedded tables report the held-out **test**
@@ -193,6 +197,20 @@ def is_canonical(model: str, record: Mapping[str, Any]) -> bool:
     return protocol_kind(record) == (EN_PROTOCOL if model == "PAN_En" else SINGLE_VIEW)
 
 
+def flow_methods_of(record: Mapping[str, Any]) -> list[str]:
+    """The flow methods the Flow members of an evaluation read (`members[].flow_method`), in order."""
+    return list(dict.fromkeys(str(m["flow_method"]) for m in record.get("members") or [] if m.get("flow_method")))
+
+
+def record_model_name(record: Mapping[str, Any]) -> str:
+    """The model an evaluation record scored, as the tables name it: the record's display name, with the
+    flow method when a member reads optical flow (`PAN_Flow (dis)`, `TwoStream_Flow (farneback)`), so
+    runs on different flow are separate rows."""
+    model = str(record.get("model") or model_name(str(record.get("modality", "?"))))
+    methods = flow_methods_of(record)
+    return f"{model} ({', '.join(methods)})" if methods else model
+
+
 def row_from_record(record: Mapping[str, Any], source: str = "",
                     kinds: Sequence[str] = ("eval",)) -> ResultRow | None:
     """One completed evaluation record -> ResultRow; None for other kinds, unfinished or metric-less records.
@@ -209,7 +227,7 @@ def row_from_record(record: Mapping[str, Any], source: str = "",
         return None
     params = record.get("params")
     data = record.get("data") or {}
-    model = str(record.get("model") or model_name(str(record.get("modality", "?"))))
+    model = record_model_name(record)
     return ResultRow(
         dataset=str(record.get("dataset", "?")),
         model=model,
@@ -253,8 +271,11 @@ def _evaluated_run_dirs(record: Mapping[str, Any], record_dir: Path) -> list[Pat
 
 
 def collect_records(run_root: Path | str, records_dir: Path | str, *, split: str | None = None,
-                    dataset: str | None = None, anchors: Mapping[str, str] | None = None) -> list[Path]:
-    """Copy the records the tables read into `records_dir` (mirrored: what was there is replaced).
+                    dataset: str | None = None, anchors: Mapping[str, str] | None = None,
+                    mirror: bool = True) -> list[Path]:
+    """Copy the records the tables read into `records_dir` (mirrored: what was there is replaced;
+    `mirror=False` adds and overwrites copies only, for a notebook that writes its tables before
+    `05_result_tables` mirrors the whole set).
 
     Copied: every completed evaluation record under `run_root` (of `split` when given; with `dataset`
     too, the split applies to that dataset's records only) and the
@@ -280,7 +301,7 @@ def collect_records(run_root: Path | str, records_dir: Path | str, *, split: str
                     wanted[train_path] = json.loads(train_path.read_text())
                 except (OSError, ValueError) as err:
                     log.warning("skipping unreadable training record %s: %s", train_path, err)
-    if records_dir.is_dir():
+    if mirror and records_dir.is_dir():
         shutil.rmtree(records_dir)
     written = []
     for path, rec in sorted(wanted.items()):
@@ -832,6 +853,258 @@ def plot_embedded(aggregates: Sequence[Aggregate], rows: Sequence[ResultRow], ou
     ax.grid(axis="x", alpha=0.3)
     paths.append(save_figure(fig, out_dir / f"{dataset}_steps.png", footer=footer, metadata=png_meta, close=True))
     return paths
+
+
+# ------------------------------------------------------------------------------------ motion inputs
+# Notebook 06: PA against RGB differences and optical flow as network inputs, alone and fused with RGB,
+# on accuracy and end-to-end cost per clip (motion extraction outside the network + the network).
+@dataclass(frozen=True)
+class MotionInput:
+    """One kind of motion input: its stream's model, the RGB + stream ensemble, what it is, where it is made."""
+
+    modality: str
+    alone: str                      # the single network's display name
+    fused: str | None               # the RGB + stream ensemble's display name (None: RGB itself)
+    what: str
+    outside_network: bool           # extracted before the network (optical flow), or inside it (PA, RGBDiff)
+
+
+MOTION_INPUTS: tuple[MotionInput, ...] = (
+    MotionInput("RGB", "PAN_RGB", None, "RGB frames only (no motion input)", False),
+    MotionInput("PA", "PAN_PA", "PAN_Full", "PA: learned, computed inside the network", False),
+    MotionInput("RGBDiff", "PAN_RGBDiff", "TwoStream_RGBDiff", "RGB differences, computed inside the network", False),
+    MotionInput("Flow", "PAN_Flow", "TwoStream_Flow", "optical flow ({method}), extracted before the network", True),
+)
+MOTION_WORDS = ("PA higher", "PA lower", "not shown")
+
+
+def _flow_name(name: str, method: str | None) -> str:
+    """`PAN_Flow` + "dis" -> `PAN_Flow (dis)` (`record_model_name`'s naming)."""
+    return f"{name} ({method})" if method else name
+
+
+def _ratio(value: float | None, reference: float | None) -> float | None:
+    return value / reference if value is not None and reference else None
+
+
+def fmt_ratio(ratio: float | None) -> str:
+    """1.37 -> '1.4×', 1234.5 -> '1,235×'."""
+    if ratio is None or not math.isfinite(ratio):
+        return "?"
+    return f"{ratio:,.0f}×" if ratio >= 10 else f"{ratio:.1f}×"
+
+
+def motion_input_rows(aggregates: Sequence[Aggregate], extraction: Mapping[str, Mapping[str, Any]],
+                      network: Mapping[str, Mapping[str, Any]], *, flow_methods: Sequence[str],
+                      dataset: str = "embedded", split: str | None = "test") -> list[dict[str, Any]]:
+    """The accuracy-against-cost table: every motion input alone and fused with RGB, each with top-1
+    (mean [95 % interval] over seeds, 1 clip x centre crop) and its end-to-end cost per clip =
+    extraction outside the network (flow: measured seconds per clip; PA, RGBDiff: 0, they are computed
+    inside the network) + the network (multiply-adds and measured ms per clip).
+
+    `extraction`: {flow method: {"seconds_per_clip", "clips_timed", "accuracy_run", "note", ...}};
+    `network`: {single-network display name: {"gmacs_per_view", "ms_per_clip"}} (ensembles = sums of
+    their two networks); `flow_methods`: the flow rows, in order (methods without evaluations get a
+    cost-only row saying why)."""
+    rows = []
+    for mi in MOTION_INPUTS:
+        methods = list(flow_methods) if mi.outside_network else [None]
+        for method in methods:
+            ext = extraction.get(method, {}) if method else {}
+            extract_ms = 1e3 * float(ext["seconds_per_clip"]) if ext.get("seconds_per_clip") is not None \
+                else (None if method else 0.0)
+            variants = [(mi.alone, [mi.alone], "alone")]
+            if mi.fused:
+                variants.append((mi.fused, ["PAN_RGB", mi.alone], "+ RGB (mean logits)"))
+            for display, nets, fusion in variants:
+                name = _flow_name(display, method)
+                a = pick(aggregates, dataset, name, split=split, kind=SINGLE_VIEW)
+                costs = [network.get(n) or {} for n in nets]
+                gmacs = sum(c["gmacs_per_view"] for c in costs) if all(c.get("gmacs_per_view") is not None
+                                                                        for c in costs) else None
+                net_ms = sum(c["ms_per_clip"] for c in costs) if all(c.get("ms_per_clip") is not None
+                                                                     for c in costs) else None
+                total = extract_ms + net_ms if extract_ms is not None and net_ms is not None else None
+                ci = a.top1_ci if a is not None else None
+                note = "" if a is not None else (ext.get("note") or NOT_RUN)
+                rows.append({
+                    "input": mi.what.format(method=method), "model": name, "with": fusion,
+                    "seeds": a.n if a else 0, "split": (a.split if a else split) or "",
+                    "top1_%": fmt_interval(ci), "extraction_ms_per_clip": _num(extract_ms, 2),
+                    "network_gmacs": _num(gmacs, 4), "network_ms_per_clip": _num(net_ms, 2),
+                    "end_to_end_ms_per_clip": _num(total, 2), "note": note,
+                    "top1_mean": _num(a.top1_mean, 2) if a else "", "top1_low": _num(ci.low, 2) if ci else "",
+                    "top1_high": _num(ci.high, 2) if ci else "", "flow_method": method or "",
+                    "motion": mi.modality, "fused": fusion != "alone",
+                })
+    return rows
+
+
+def _row_by_model(rows: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    return {r["model"]: r for r in rows}
+
+
+def motion_comparisons(aggregates: Sequence[Aggregate], rows: Sequence[Mapping[str, Any]], *,
+                       dataset: str = "embedded", split: str | None = "test") -> list[dict[str, Any]]:
+    """PA against each other motion input, alone (PAN_PA vs PAN_RGBDiff, PAN_Flow (m)) and fused with RGB
+    (PAN_Full vs TwoStream_RGBDiff, TwoStream_Flow (m)): the paired per-seed top-1 difference PA − other
+    with its 95 % interval ("PA higher" / "PA lower" when it excludes 0, "not shown" otherwise) and the
+    end-to-end cost of the other per clip as a multiple of PA's (`cost_x_pa`)."""
+    by_model = _row_by_model(rows)
+    out = []
+    for fused, pa_name in ((False, "PAN_PA"), (True, "PAN_Full")):
+        pa = pick(aggregates, dataset, pa_name, split=split, kind=SINGLE_VIEW)
+        pa_cost = (by_model.get(pa_name) or {}).get("end_to_end_ms_per_clip")
+        for row in rows:
+            if row["fused"] != fused or row["motion"] in ("RGB", "PA"):
+                continue
+            other = pick(aggregates, dataset, row["model"], split=split, kind=SINGLE_VIEW)
+            claim = _claim_row(other, pa, comparison=f"{pa_name} − {row['model']}",
+                               group="fused with RGB" if fused else "alone")
+            if claim["verdict"] != NOT_RUN:
+                claim["verdict"] = verdict(paired_difference(other, pa), MOTION_WORDS)
+            cost = row.get("end_to_end_ms_per_clip")
+            ratio = _ratio(cost if cost != "" else None, pa_cost if pa_cost != "" else None)
+            out.append({**claim, "pa": pa_name, "other": row["model"], "pa_ms_per_clip": pa_cost,
+                        "other_ms_per_clip": cost, "cost_x_pa": _num(ratio, 2)})
+    return out
+
+
+def motion_findings(rows: Sequence[Mapping[str, Any]], comparisons: Sequence[Mapping[str, Any]],
+                    extraction: Mapping[str, Mapping[str, Any]], split: str = "test") -> list[str]:
+    """Sentences generated from the table and the comparisons: how many times cheaper PA is end to end
+    than each other input, and whether the accuracies differ (so "N× cheaper at equal accuracy" is
+    said only when the seeds cannot tell the accuracies apart, and then as exactly that)."""
+    by_model = _row_by_model(rows)
+    out = []
+    for c in comparisons:
+        ratio, other = c["cost_x_pa"], c["other"]
+        extract = (by_model.get(other) or {}).get("extraction_ms_per_clip")
+        cost = (f"{other} costs {c['other_ms_per_clip']:.1f} ms per clip end to end"
+                + (f" ({extract:.1f} ms of it extracting the flow outside the network)" if extract else "")
+                + f" against {c['pa_ms_per_clip']:.1f} ms for {c['pa']}" if ratio != "" else
+                f"the end-to-end cost of {other} was not measured")
+        cheaper = (f"{c['pa']} is {fmt_ratio(ratio)} cheaper" if ratio != "" and ratio >= 1 else
+                   f"{c['pa']} is {fmt_ratio(1 / ratio)} more expensive" if ratio != "" else "")
+        if c["verdict"] == NOT_RUN:
+            accuracy = f"the accuracy of {other} was not measured here"
+        else:
+            diff = _diff_text(c, split)
+            accuracy = {"not shown": f"accuracy {c['pa']} − {other}: {diff}, not distinguishable with these seeds "
+                                     "(equal accuracy is not ruled out, nor shown)",
+                        "PA higher": f"{c['pa']} is more accurate: {diff}",
+                        "PA lower": f"{other} is more accurate: {diff}, so the accuracies are not equal"}[c["verdict"]]
+        group = c["group"][0].upper() + c["group"][1:]
+        out.append(f"{group}: {cost}; {cheaper}; {accuracy}." if cheaper else f"{group}: {cost}; {accuracy}.")
+    for method, ext in extraction.items():
+        if ext.get("accuracy_run") or ext.get("seconds_per_clip") is None:
+            continue
+        pa = (by_model.get("PAN_PA") or {}).get("end_to_end_ms_per_clip")
+        ratio = _ratio(1e3 * float(ext["seconds_per_clip"]), pa if pa != "" else None)
+        out.append(f"{method}: extracting the flow alone costs {float(ext['seconds_per_clip']):.3g} s per clip "
+                   f"({ext.get('note') or 'cost only'})"
+                   + (f", {fmt_ratio(ratio)} PA's whole network per clip" if ratio else "") + ".")
+    return out
+
+
+def plot_motion_inputs(rows: Sequence[Mapping[str, Any]], path: Path | str, *, meta: Mapping[str, Any],
+                       command: str, split: str = "test", dataset: str = "embedded") -> Path:
+    """Top-1 (mean, 95 % interval) against end-to-end ms per clip (log scale): o alone, s fused with
+    RGB; flow methods timed but not trained are vertical dotted lines at their cost."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    colours = {"RGB": "0.35", "PA": "#c0392b", "RGBDiff": "#2874a6", "Flow": "#239b56"}
+    fig, ax = plt.subplots(figsize=(7.6, 4.2))
+    for r in rows:
+        x = r["end_to_end_ms_per_clip"]
+        if x in ("", None) or x <= 0:
+            continue
+        colour = colours.get(r["motion"], "0.5")
+        if r["top1_mean"] == "":
+            if not r["fused"]:
+                ax.axvline(x, color=colour, ls=":", lw=1)
+                ax.annotate(f"{r['model']}: cost only", (x, 0.02), xycoords=("data", "axes fraction"),
+                            rotation=90, fontsize=7, color=colour, xytext=(3, 0), textcoords="offset points")
+            continue
+        low = r["top1_low"] if r["top1_low"] != "" else r["top1_mean"]
+        high = r["top1_high"] if r["top1_high"] != "" else r["top1_mean"]
+        ax.errorbar(x, r["top1_mean"], yerr=[[r["top1_mean"] - low], [high - r["top1_mean"]]],
+                    fmt="s" if r["fused"] else "o", color=colour, capsize=3, ms=6)
+        ax.annotate(r["model"], (x, r["top1_mean"]), textcoords="offset points", xytext=(5, 3), fontsize=7)
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # decades only: minor labels overlap
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, 0.0), min(high, 100.0))  # intervals of very few seeds reach past 0-100 %
+    ax.set_xlabel("end-to-end cost per clip (ms, log): motion extraction outside the network + network forward")
+    ax.set_ylabel(f"top-1 on {split} (%)")
+    ax.set_title(f"{dataset}: motion inputs, accuracy against cost (o alone, s with RGB; bars: 95 % interval)",
+                 fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    footer = (f"{command} · git {meta.get('git_sha', '?')} · torch {meta.get('packages', {}).get('torch', '?')}"
+              f" · {(meta.get('device') or {}).get('cpu', '?')}")
+    return save_figure(fig, path, footer=footer, close=True,
+                       metadata={"Title": f"PAN workbook: motion inputs ({dataset}, {split} split)", "Source": footer,
+                                 "Description": json.dumps({"records": meta.get("records", [])})[:4000]})
+
+
+def write_motion_tables(run_root: Path | str, out_dir: Path | str, *, extraction: Sequence[Mapping[str, Any]],
+                        network: Sequence[Mapping[str, Any]], flow_methods: Sequence[str], command: str,
+                        cost_meta: Mapping[str, Any] | None = None, dataset: str = "embedded",
+                        split: str = "auto") -> dict[str, list[Path]]:
+    """Notebook 06's tables and figure, from records and measured costs.
+
+    Copies the evaluation records under `run_root` into `<out_dir>/records` (added, not mirrored:
+    `05_result_tables` mirrors the whole set afterwards), reads the copies, and writes to `out_dir`:
+    `tables/motion_inputs_extraction.*` and `motion_inputs_network.*` (the measured costs, as given:
+    `extraction` rows with "method", `network` rows with "model"), `motion_inputs.*` (accuracy against
+    end-to-end cost), `motion_inputs_comparisons.*` (paired verdicts), `motion_inputs_findings.*`
+    (sentences) and `figures/motion_inputs_accuracy_vs_cost.png`."""
+    run_root, out_dir = Path(run_root), Path(out_dir)
+    split = reported_split(dataset, split)
+    records_dir = out_dir / RECORDS_FOLDER
+    written: dict[str, list[Path]] = {}
+    if run_root.resolve() != records_dir.resolve():
+        written["records"] = collect_records(run_root, records_dir, split=split, dataset=dataset, mirror=False)
+    motion_models = {_flow_name(name, m) for mi in MOTION_INPUTS for name in (mi.alone, mi.fused) if name
+                     for m in (flow_methods if mi.outside_network else [None])}
+    rows = [r for r in load_results(records_dir if records_dir.is_dir() else run_root)
+            if r.dataset == dataset and r.split == split and r.model in motion_models]
+    aggregates = aggregate(rows)
+    meta = {**_table_meta(rows, records_dir, out_dir), "costs": dict(cost_meta or {})}
+    ext = {str(e["method"]): e for e in extraction}
+    net = {str(n["model"]): n for n in network}
+    table = motion_input_rows(aggregates, ext, net, flow_methods=flow_methods, dataset=dataset, split=split)
+    comparisons = motion_comparisons(aggregates, table, dataset=dataset, split=split)
+    seeds = sorted({s for a in aggregates for s in a.seeds}, key=str)
+    tables_dir = out_dir / "tables"
+    written["extraction"] = write_table(
+        list(extraction), tables_dir / "motion_inputs_extraction", meta=meta, command=command,
+        title=f"{dataset}: optical-flow extraction cost per clip, measured (python -m data_prep flow timing files; "
+              "a timed sample for methods not run on the whole set)")
+    written["network"] = write_table(
+        list(network), tables_dir / "motion_inputs_network", meta=meta, command=command,
+        title=f"{dataset}: network cost per clip (one view), multiply-adds (count_flops) and measured forward ms")
+    written["table"] = _write(
+        table, tables_dir / "motion_inputs", meta=meta, command=command,
+        title=f"{dataset}, {split} split: motion inputs alone and fused with RGB, top-1 (%) mean [95 % t interval] "
+              f"over seeds {seeds} (1 clip × centre crop) against end-to-end cost per clip = extraction outside the "
+              "network + network")
+    written["comparisons"] = write_table(
+        comparisons or [{"comparison": NOT_RUN}], tables_dir / "motion_inputs_comparisons", meta=meta, command=command,
+        title=f"{dataset}, {split} split: PA against the other motion inputs, top-1 difference PA − other paired by "
+              "seed with its 95 % t interval (PA higher / lower when it excludes 0, not shown otherwise); "
+              "cost_x_pa = the other's end-to-end cost per clip / PA's")
+    written["findings"] = _write_findings(
+        motion_findings(table, comparisons, ext, split), tables_dir / "motion_inputs_findings", meta=meta,
+        command=command, title=f"{dataset}: PA against optical flow and RGB differences (sentences generated from "
+                               "the motion-input tables)")
+    written["figures"] = [plot_motion_inputs(table, out_dir / "figures" / "motion_inputs_accuracy_vs_cost.png",
+                                             meta=meta, command=command, split=split, dataset=dataset)]
+    return written
 
 
 README_BEGIN = "<!-- tables:begin (generated by python -m pan_lib.tables --readme README.md) -->"

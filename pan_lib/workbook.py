@@ -4,8 +4,12 @@
 
     notebooks/01_data_prep.ipynb ──► 02_pa_visualisation ──► 03_train_lite ──► 03_train_full
                                                                                │
-    results/notebooks/<name>.ipynb  ◄── executed copies     05_result_tables ◄── 04_ensemble_en
+                                       05_result_tables ◄── 06_motion_inputs ◄── 04_ensemble_en
+    results/notebooks/<name>.ipynb  ◄── executed copies
     results/notebooks/timings.*     ◄── wall time per notebook
+
+05_result_tables runs last: it copies the records of every notebook before it into results/records
+(06_motion_inputs writes its own motion_inputs tables first, and adds its records there).
 
 Every notebook declares one ``parameters`` cell; this runner passes each notebook only the
 parameters it declares (``dataset``, ``data_root``, ``recipe``, ``small``, ``seeds``, ``device``,
@@ -55,6 +59,7 @@ SERIES: tuple[str, ...] = (
     "03_train_lite",
     "03_train_full",
     "04_ensemble_en",
+    "06_motion_inputs",
     "05_result_tables",
 )
 

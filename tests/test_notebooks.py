@@ -23,7 +23,7 @@ from pan_lib.provenance import absolute_paths_in_file
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = {name: REPO / "notebooks" / f"{name}.ipynb" for name in wb.SERIES}
 # parameters the runner passes: every notebook that trains or evaluates must declare them
-TRAINING = ("03_train_lite", "03_train_full", "04_ensemble_en")
+TRAINING = ("03_train_lite", "03_train_full", "04_ensemble_en", "06_motion_inputs")
 COMMON = ("dataset", "data_root", "small", "progress", "results_dir")
 
 
@@ -88,7 +88,7 @@ def test_opens_with_what_it_teaches_and_ends_with_summary_and_exercises(name):
 # ------------------------------------------------------------------------- the series, small mode
 @pytest.fixture(scope="session")
 def series(tmp_path_factory):
-    """Run all six notebooks headless in small mode once; later tests read what they wrote."""
+    """Run the whole series headless in small mode once; later tests read what they wrote."""
     out = tmp_path_factory.mktemp("workbook")
     cfg = wb.WorkbookConfig(small=True, seeds=(0,), out=str(out), data_root=str(out / "data"), device="cpu")
     try:
@@ -137,7 +137,7 @@ def test_data_prep_writes_dataset_statistics_and_figures(series):
 def test_training_notebooks_write_completed_runs_and_evaluations(series):
     out, _ = series
     train = {r["modality"]: r for r in _records(out / "runs", "train")}
-    assert set(train) == {"TSN", "TSM", "Lite", "RGB", "PA"}
+    assert set(train) == {"TSN", "TSM", "Lite", "RGB", "PA", "Flow", "RGBDiff"}  # Flow, RGBDiff: 06
     assert all(r["status"] == "completed" and r["metrics"]["epochs_completed"] == 1 for r in train.values())
     records = _records(out / "runs", "eval")
     assert {r["data"]["split"] for r in records} == {"test"}  # reported numbers: the held-out split
@@ -174,6 +174,32 @@ def test_result_tables_list_all_seven_models_on_the_test_split(series):
 
 
 @pytest.mark.slow
+def test_motion_inputs_tables_put_accuracy_beside_end_to_end_cost(series):
+    """06 in small mode: DIS flow computed and trained on, TV-L1 timed on one clip, RAFT (no weights here)
+    listed as not run; every motion input alone and fused with RGB on the test split."""
+    out, _ = series
+    rows = {r["model"]: r for r in json.loads((out / "tables" / "motion_inputs.json").read_text())["rows"]}
+    for model in ("PAN_RGB", "PAN_PA", "PAN_Full", "PAN_RGBDiff", "TwoStream_RGBDiff", "PAN_Flow (dis)",
+                  "TwoStream_Flow (dis)"):
+        assert rows[model]["seeds"] == 1 and rows[model]["split"] == "test", model
+        assert isinstance(rows[model]["top1_mean"], float) and rows[model]["end_to_end_ms_per_clip"] > 0, model
+    assert rows["PAN_PA"]["extraction_ms_per_clip"] == 0 and rows["PAN_Flow (dis)"]["extraction_ms_per_clip"] > 0
+    assert rows["PAN_Flow (tvl1)"]["top1_%"] == "not run" and "cost measured on 1 clips" in rows["PAN_Flow (tvl1)"]["note"]
+    extraction = {r["method"]: r for r in json.loads((out / "tables" / "motion_inputs_extraction.json").read_text())["rows"]}
+    assert extraction["dis"]["accuracy_run"] and extraction["dis"]["timed_on"].startswith("all 48 videos")
+    assert not extraction["tvl1"]["accuracy_run"] and extraction["tvl1"]["seconds_per_clip"] > 0
+    network = {r["model"] for r in json.loads((out / "tables" / "motion_inputs_network.json").read_text())["rows"]}
+    assert network == {"PAN_RGB", "PAN_PA", "PAN_RGBDiff", "PAN_Flow"}
+    comparisons = json.loads((out / "tables" / "motion_inputs_comparisons.json").read_text())["rows"]
+    assert {c["verdict"] for c in comparisons if c["paired_seeds"]} == {"not shown"}  # one seed: no interval
+    assert "PAN_PA" in (out / "tables" / "motion_inputs_findings.md").read_text()
+    for png in ("motion_inputs_accuracy_vs_cost", "06_motion_inputs_embedded_pa_vs_flow", "06_motion_inputs_embedded_flow_xy"):
+        assert (out / "figures" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+    for source in json.loads((out / "tables" / "motion_inputs.json").read_text())["provenance"]["records"]:
+        assert (out / source).is_file()  # 05 ran after 06 and mirrored the records: 06's copies are there
+
+
+@pytest.mark.slow
 def test_every_table_row_traces_to_a_committed_record(series):
     out, _ = series
     per_seed = json.loads((out / "tables" / "per_seed.json").read_text())["rows"]
@@ -182,7 +208,7 @@ def test_every_table_row_traces_to_a_committed_record(series):
         record = json.loads((out / row["source"]).read_text())
         assert record["kind"] == "eval" and record["metrics"]["top1"] == row["top1"]
     train_copies = [p for p in (out / "records").rglob("record.json") if json.loads(p.read_text())["kind"] == "train"]
-    assert len(train_copies) == 5  # TSN, TSM, RGB, PA, Lite for the one seed
+    assert len(train_copies) == 7  # TSN, TSM, RGB, PA, Lite, Flow (dis), RGBDiff for the one seed
     assert not list((out / "records").rglob("*.pt")) and not list((out / "records").rglob("*.npz"))
 
 

@@ -7,7 +7,9 @@
 Submodules, one concern each: `environment` (headless or Jupyter, progress, device, repository
 paths, seeds, logging set-up), `datasets` (getting the prepared dataset, its statistics and sample
 videos), `runs` (configs from recipes, train or load, evaluate or load with a complete cache key,
-summaries) and `figures` (sampling and training-curve figures, saving them under results/).
+summaries), `figures` (sampling and training-curve figures, saving them under results/) and
+`motion_inputs` (notebook 06: flow per method, extraction and network costs, PA beside flow; imported
+as a module: `from pan_lib.notebook import motion_inputs`).
 The names below are imported on first use.
 """
 from __future__ import annotations

@@ -24,7 +24,7 @@ from pan_lib.engine.recipes import RECIPES, get_recipe
 from pan_lib.notebook.datasets import resolve_data_root
 from pan_lib.notebook.environment import repo_path, resolve_progress
 from pan_lib.provenance import REPO_ROOT, file_sha256
-from pan_lib.tables import protocol_label
+from pan_lib.tables import protocol_label, record_model_name
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ def record_summary(records: Iterable[dict[str, Any]]):
     rows = []
     for r in records:
         m = r.get("metrics") or {}
-        rows.append({"model": r.get("model"), "seed": r.get("seed"), "protocol": protocol_label(r),
+        rows.append({"model": record_model_name(r) if r.get("kind") == "eval" else r.get("model"), "seed": r.get("seed"), "protocol": protocol_label(r),
                      "top1": m.get("top1"), "top5": m.get("top5"), "GFLOPs/view": r.get("gflops_per_view"),
                      "views": r.get("views"), "params (M)": (r.get("params") or 0) / 1e6,
                      "clips/s": r.get("clips_per_s")})
