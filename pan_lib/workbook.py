@@ -51,7 +51,9 @@ NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 # Training seeds of `make workbook` (each model once per seed; the tables' intervals are over these).
 # Estimated from the 3-seed run's results/notebooks/timings.md: ~290 s of a 2-core CPU per seed (five
 # trainings, ten evaluations) plus ~80 s fixed, so 3 seeds fit the 20-minute budget and 5 need a
-# faster epoch loop (~200 s per seed); check timings.md after changing it.
+# faster epoch loop (~200 s per seed); check timings.md after changing it. 06_motion_inputs adds three
+# trainings per seed (Flow on DIS and on Farneback, RGBDiff: ~45-55 s each for 10 epochs on a quiet
+# 2-core CPU, measured at 2 epochs) plus ~50 s of flow extraction and timing.
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2)
 SERIES: tuple[str, ...] = (
     "01_data_prep",
