@@ -19,7 +19,7 @@ from pan_lib.engine.config import ConfigError
 from pan_lib.engine.data import build_split, merge_fingerprints, train_val_splits
 from pan_lib.engine.evaluate import input_channels_per_segment, model_gmacs_per_view, predict
 from pan_lib.models import build_model
-from pan_lib.notebook.runs import evaluate_or_load, evaluation_key, recorded_key
+from pan_lib.notebook.runs import evaluate_or_load, evaluation_key, recorded_key, train_or_load
 
 T, SIZE, SCALE = 4, 48, 56
 QUIET = dict(device="cpu", amp="off", num_workers=0, progress="off", tensorboard=False, save_every_minutes=0.0,
@@ -143,3 +143,10 @@ def test_view_channels_follow_the_models_input_channels():
         out = predict(model, loader, views=None)  # V inferred from the channels
         assert out["logits"].shape == (2, 5)
         assert model_gmacs_per_view(model, 32) > 0
+
+
+def test_the_notebooks_train_a_flow_run_on_its_own_flow_method(tiny, tmp_path):
+    cfg = TrainConfig.from_recipe("embedded", "Flow", **QUIET, data_root=str(tiny.root), out_root=str(tmp_path),
+                                  flow_method="farneback", max_train_batches=1)
+    result, = train_or_load([cfg])
+    assert result.status == "completed" and "+flow_farneback_s56" in result.record["data"]["fingerprint"]

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 from pan_lib.data.registry import get_prepared
 from pan_lib.engine import EvalConfig, RunResult, TrainConfig, evaluate, train
+from pan_lib.engine.data import train_val_splits
 from pan_lib.engine.evaluate import evaluation_fingerprint
 from pan_lib.engine.recipes import RECIPES, get_recipe
 from pan_lib.notebook.datasets import resolve_data_root
@@ -99,8 +100,19 @@ def train_or_load(configs: Iterable[TrainConfig], *, nproc_per_node: int = 1) ->
                       flush=True)
             results.append(result)
         else:
-            results.append(train(cfg))  # a completed run returns at once (resume='auto')
+            results.append(train(cfg, **flow_datasets(cfg)))  # a completed run returns at once (resume='auto')
     return results
+
+
+def flow_datasets(cfg: TrainConfig) -> dict[str, Any]:
+    """For a Flow run: its train/val datasets on the flow of `cfg.flow_method`, built here
+    (`engine.data.train_val_splits`) because `engine.train` builds its default splits without the flow
+    method (they would read "dis"); nothing for other modalities."""
+    if cfg.modality != "Flow":
+        return {}
+    train_bundle, val_bundle = train_val_splits(cfg)
+    return {"train_set": train_bundle.dataset.with_output("uint8"), "val_set": val_bundle.dataset.with_output("uint8"),
+            "num_classes": train_bundle.num_classes, "data_fingerprint": train_bundle.fingerprint}
 
 
 def load_run(cfg: TrainConfig) -> RunResult:
