@@ -86,7 +86,7 @@ def extract_frames(prepared_dir: str | Path, *, frames_dir: str | Path | None = 
     """Extract the videos listed in a prepared folder; returns the extraction summary."""
     prepared_dir = Path(prepared_dir)
     manifest = json.loads((prepared_dir / MANIFEST).read_text())
-    info = get_dataset_info(manifest["name"])
+    info = get_dataset_info(manifest["name"], prepared_dir)  # a custom name: its own manifest
     if not manifest.get("video_root") or not manifest.get("lists", {}).get("video"):
         raise ValueError(f"{prepared_dir} has no video lists (frame datasets are already extracted)")
     video_root = Path(manifest["video_root"])

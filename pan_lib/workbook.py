@@ -89,7 +89,8 @@ class WorkbookConfig:
     readme: bool = False           # 05_result_tables copies the tables into README.md
 
     def __post_init__(self) -> None:
-        get_dataset_info(self.dataset)  # unknown name -> ValueError listing the valid ones
+        # unknown name -> ValueError listing the valid ones; a custom name is known through its prepared folder
+        get_dataset_info(self.dataset, resolve_data_root(self.dataset, self.data_root or None, self.small))
         if self.recipe not in RECIPES:
             raise ValueError(f"unknown recipe {self.recipe!r}; valid: {', '.join(RECIPES)}")
         if self.recipe == "official" and self.dataset == "embedded":

@@ -45,7 +45,7 @@ from pan_lib.engine import distributed as D
 from pan_lib.engine.checkpointing import (FORMAT, atomic_save, capture_rng_state, load_train_checkpoint,
                                           remove_stale_temporaries, restore_rng_state)
 from pan_lib.engine.config import ConfigError, TrainConfig
-from pan_lib.engine.data import EpochSeeded, build_split, unpack_batch
+from pan_lib.engine.data import EpochSeeded, train_val_splits, unpack_batch
 from pan_lib.engine.evaluate import classification_metrics, gather_predictions, model_gmacs_per_view, predict
 from pan_lib.engine.export import export_official
 from pan_lib.engine.inputs import DeviceInput
@@ -156,14 +156,12 @@ class _Trainer:
         self.classes: list[str] | None = None
         self.data_source = None
         if train_set is None:
-            common = dict(modality=cfg.modality, num_segments=cfg.num_segments, input_size=cfg.input_size,
-                          scale_size=cfg.scale_size, source=cfg.source, dense_sample=cfg.dense_sample)
-            tr = build_split(cfg.dataset, cfg.data_root, "train", **common)
+            tr, va = train_val_splits(cfg)  # the run's data (a Flow run: the flow of its flow_method)
             # uint8 clips: a quarter of the bytes through workers, pinned memory and the copy; normalised on the device
             train_set, num_classes, data_fingerprint = tr.dataset.with_output("uint8"), tr.num_classes, tr.fingerprint
             self.classes, self.data_source = tr.classes, tr.source
             if val_set is None:
-                val_set = build_split(cfg.dataset, cfg.data_root, "val", **common).dataset.with_output("uint8")
+                val_set = va.dataset.with_output("uint8")
         if num_classes is None:
             raise ConfigError("num_classes is required when passing datasets directly")
         self.num_classes = num_classes

@@ -21,7 +21,7 @@ _EXPORTS = {
                      "setup_notebook"), "pan_lib.notebook.environment"),
     **dict.fromkeys(("embedded_size", "resolve_data_root", "ensure_dataset", "prepare_real", "dataset_statistics",
                      "class_counts", "sample_videos"), "pan_lib.notebook.datasets"),
-    **dict.fromkeys(("SMALL_EPOCHS", "train_configs", "run_status", "train_or_load", "torchrun_train",
+    **dict.fromkeys(("SMALL_EPOCHS", "SMOKE_BUDGET", "train_configs", "run_status", "train_or_load", "torchrun_train", "load_run",
                      "evaluation_key", "recorded_key", "evaluate_or_load", "record_summary"),
                     "pan_lib.notebook.runs"),
     **dict.fromkeys(("sampling_figure", "history_figure", "save_figure"), "pan_lib.notebook.figures"),

@@ -19,7 +19,6 @@ from typing import Any, Iterable
 
 from pan_lib.data.registry import get_prepared
 from pan_lib.engine import EvalConfig, RunResult, TrainConfig, evaluate, train
-from pan_lib.engine.data import train_val_splits
 from pan_lib.engine.evaluate import evaluation_fingerprint
 from pan_lib.engine.recipes import RECIPES, get_recipe
 from pan_lib.notebook.datasets import resolve_data_root
@@ -29,6 +28,7 @@ from pan_lib.tables import protocol_label, record_model_name
 
 log = logging.getLogger(__name__)
 
+SMOKE_BUDGET = {"pretrained": False, "max_train_batches": 2, "max_val_batches": 1}  # small mode, real data
 SMALL_EPOCHS = 1  # small (CI) mode: one epoch on the tiny embedded dataset
 
 
@@ -41,7 +41,9 @@ def train_configs(dataset: str, modalities: Iterable[str], seeds: Iterable[int],
     recipe: "auto" (embedded recipe on the embedded dataset, official scripts on real ones),
     "official" (real datasets only) or "embedded" (the small CPU recipe on any dataset).
     `overrides` are TrainConfig fields (backbone=, epochs=, batch_size=, lr=, device=, ...); None
-    means "keep the recipe's value". Small mode trains one epoch.
+    means "keep the recipe's value". Small mode trains one epoch; on a real dataset it is the smoke run of
+    `make reproduce SMOKE=1` (the same official code path with a tiny budget: 2 train batches, 1 validation
+    batch, no ImageNet download) unless the overrides say otherwise.
     """
     if recipe not in RECIPES:
         raise ValueError(f"recipe={recipe!r} is not valid; choose one of {', '.join(RECIPES)}")
@@ -51,6 +53,12 @@ def train_configs(dataset: str, modalities: Iterable[str], seeds: Iterable[int],
     changes = {k: v for k, v in overrides.items() if v is not None}
     if small:
         changes.setdefault("epochs", SMALL_EPOCHS)
+        if dataset != "embedded":
+            for name, value in SMOKE_BUDGET.items():
+                changes.setdefault(name, value)
+            if changes["pretrained"] is False:
+                log.warning("smoke run: no ImageNet initialisation (pretrained=False), %d train batches",
+                            changes["max_train_batches"])
     root = resolve_data_root(dataset, data_root, small)
     out_root = repo_path(run_root)
     configs = []
@@ -100,19 +108,8 @@ def train_or_load(configs: Iterable[TrainConfig], *, nproc_per_node: int = 1) ->
                       flush=True)
             results.append(result)
         else:
-            results.append(train(cfg, **flow_datasets(cfg)))  # a completed run returns at once (resume='auto')
+            results.append(train(cfg))  # a completed run returns at once (resume='auto')
     return results
-
-
-def flow_datasets(cfg: TrainConfig) -> dict[str, Any]:
-    """For a Flow run: its train/val datasets on the flow of `cfg.flow_method`, built here
-    (`engine.data.train_val_splits`) because `engine.train` builds its default splits without the flow
-    method (they would read "dis"); nothing for other modalities."""
-    if cfg.modality != "Flow":
-        return {}
-    train_bundle, val_bundle = train_val_splits(cfg)
-    return {"train_set": train_bundle.dataset.with_output("uint8"), "val_set": val_bundle.dataset.with_output("uint8"),
-            "num_classes": train_bundle.num_classes, "data_fingerprint": train_bundle.fingerprint}
 
 
 def load_run(cfg: TrainConfig) -> RunResult:
