@@ -87,8 +87,14 @@ def _prepare_workdir(root: Path, repo_root: Path) -> Path:
     return root / NOTEBOOK
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed at /usr/bin/chromium "
-                    "(`make test` installs it via scripts/install_system_deps.sh)")
+def _no_browser_reason() -> str:
+    """Why there is no browser: what scripts/install_system_deps.sh said (build/system-deps.txt), if it ran."""
+    said = Path(__file__).resolve().parent.parent / "build" / "system-deps.txt"
+    why = said.read_text().strip() if said.is_file() else "scripts/install_system_deps.sh has not run"
+    return f"no Chromium at {CHROMIUM}: {why}"
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=_no_browser_reason())
 def test_pa_notebook_runs_in_jupyterlab_and_slider_changes_picture(tmp_path, repo_root):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
     _prepare_workdir(tmp_path, repo_root)
