@@ -17,7 +17,6 @@ flow_root=...)``; :func:`flow_dataset_kwargs` gives those keywords for a prepare
 from __future__ import annotations
 
 import csv
-import functools
 import logging
 import os
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from pan_lib.data.prepared import DatasetNotPreparedError, PreparedDataset
-from pan_lib.data.video import VideoReadError
+from pan_lib.data.video import VideoReadError, open_uint8_array
 
 log = logging.getLogger(__name__)
 
@@ -106,23 +105,10 @@ def flow_dataset_kwargs(prepared: PreparedDataset, modality: str, flow_method: s
 
 
 # ----------------------------------------------------------------------------- reading
-@functools.lru_cache(maxsize=8192)
-def _mapped(path: str, mtime_ns: int) -> np.ndarray:
-    return np.load(path, mmap_mode="r").view(np.ndarray)  # plain view: indexing skips memmap's overhead
-
-
 def open_flow(path: str | Path) -> np.ndarray:
     """The whole stored flow ``[F-1, H, W, 2]`` uint8 of one video (memory-mapped), or ``VideoReadError``."""
-    try:
-        flow = _mapped(str(path), os.stat(path).st_mtime_ns)
-    except FileNotFoundError:
-        raise VideoReadError(f"{path}: no stored flow (the computation failed or `data_prep flow` did not "
-                             "finish; see flow_*_failures.txt)") from None
-    except (ValueError, OSError) as exc:
-        raise VideoReadError(f"{path}: unreadable flow array ({exc})") from exc
-    if flow.ndim != 4 or flow.shape[-1] != 2 or flow.dtype != np.uint8:
-        raise VideoReadError(f"{path}: expected uint8 flow [F, H, W, 2], got {flow.dtype} {flow.shape}")
-    return flow
+    return open_uint8_array(path, 2, "no stored flow (the computation failed or `data_prep flow` did not "
+                                     "finish; see flow_*_failures.txt)")
 
 
 def count_flow_fields(path: str | Path) -> int:

@@ -198,18 +198,24 @@ def _mapped(path: str, mtime_ns: int) -> np.ndarray:
     return np.load(path, mmap_mode="r").view(np.ndarray)  # plain view: indexing skips memmap's overhead
 
 
+def open_uint8_array(path: str | Path, channels: int, missing: str) -> np.ndarray:
+    """A stored uint8 ``[F, H, W, channels]`` array (memory-mapped, cached per process), or
+    ``VideoReadError``: ``missing`` says why a file may be absent (decoded frames, stored flow)."""
+    try:
+        array = _mapped(str(path), os.stat(path).st_mtime_ns)
+    except FileNotFoundError:
+        raise VideoReadError(f"{path}: {missing}") from None
+    except (ValueError, OSError) as exc:
+        raise VideoReadError(f"{path}: unreadable array ({exc})") from exc
+    if array.ndim != 4 or array.shape[-1] != channels or array.dtype != np.uint8:
+        raise VideoReadError(f"{path}: expected uint8 [F, H, W, {channels}], got {array.dtype} {array.shape}")
+    return array
+
+
 def _open_decoded(path: str | Path) -> np.ndarray:
     """The whole decoded array ``[F, H, W, 3]`` of ``path`` (memory-mapped), or ``VideoReadError``."""
-    try:
-        frames = _mapped(str(path), os.stat(path).st_mtime_ns)
-    except FileNotFoundError:
-        raise VideoReadError(f"{path}: not in the decoded cache (decoding failed or `data_prep decode` "
-                             "did not finish; see decode_failures.txt)") from None
-    except (ValueError, OSError) as exc:
-        raise VideoReadError(f"{path}: unreadable decoded array ({exc})") from exc
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise VideoReadError(f"{path}: expected uint8 [F, H, W, 3], got {frames.dtype} {frames.shape}")
-    return frames
+    return open_uint8_array(path, 3, "not in the decoded cache (decoding failed or `data_prep decode` did not "
+                                     "finish; see decode_failures.txt)")
 
 
 def count_decoded_frames(path: str | Path) -> int:
