@@ -99,7 +99,6 @@ def training_needs(what: str, root: Path, out: Path, command: str) -> str:
 
 
 # ----------------------------------------------------------------------------- SSv2 (downloads)
-SSV2_TRAIN_PATTERNS = ["something-something-v2-train.json", "*train*.json"]
 
 
 def prepare_sthv2_download(root: str | Path, out: str | Path, *, videos: str | Path | None = None,
@@ -109,30 +108,9 @@ def prepare_sthv2_download(root: str | Path, out: str | Path, *, videos: str | P
     the labels + validation (+ test) JSON, what evaluating the official checkpoints needs -- the
     val/test lists are prepared and the manifest says that training needs the train JSON."""
     root, out = Path(root), Path(out)
-    if find_file(root, SSV2_TRAIN_PATTERNS, "SSv2 train JSON", required=False) is not None:
-        return prepare_sthv2(root, out, videos=videos, count_frames=count_frames, workers=workers,
-                             progress=progress, test_answers=test_answers)
-    labels_f = find_file(root, ["something-something-v2-labels.json", "*labels.json"], "SSv2 labels JSON")
-    val_f = find_file(root, ["something-something-v2-validation.json", "*validation*.json"], "SSv2 validation JSON")
-    test_f = find_file(root, ["something-something-v2-test.json", "*test.json"], "SSv2 test JSON", required=False)
-    answers_f = Path(test_answers) if test_answers else find_file(root, ["test-answers.csv", "*test-answers*.csv"],
-                                                                   "test answers", required=False)
-    classes = P.parse_sthv2_labels(labels_f)
-    video_root = Path(videos) if videos else find_dir(root, ["20bn-something-something-v2", "videos"], "video folder")
-    index = index_videos(video_root)
-    answers = {vid: lab for vid, lab in P.parse_id_label_csv(answers_f, classes)} if answers_f else {}
-    lists, missing = {}, {}
-    for split, f, labels in (("val", val_f, classes), ("test", test_f, None)):
-        if f is None:
-            continue
-        entries = [(e.id, e.label if labels else answers.get(e.id, -1)) for e in P.parse_sthv2_entries(f, labels)]
-        lists[split], missing[split] = video_records(entries, index, video_root, count_frames, workers, progress)
-    absent = {"train": training_needs("SSv2 train JSON (something-something-v2-train.json)", root, out, "sthv2")}
-    return write_prepared(out, "sthv2", classes=classes, lists={"video": lists}, video_root=video_root,
-                          frames_root=None, missing=missing,
-                          options={"count_frames": count_frames, "label_order": "labels.json index",
-                                   "evaluation_only": True},
-                          source_files=[f for f in (labels_f, val_f, test_f, answers_f) if f], absent_splits=absent)
+    absent_train = training_needs("SSv2 train JSON (something-something-v2-train.json)", root, out, "sthv2")
+    return prepare_sthv2(root, out, videos=videos, count_frames=count_frames, workers=workers, progress=progress,
+                         test_answers=test_answers, absent_train=absent_train)
 
 
 # ----------------------------------------------------------------------------- Kinetics-400

@@ -126,13 +126,21 @@ def video_records(entries: Iterable[tuple[str, int]], index: dict[str, Path], vi
     return records, missing
 
 
+SSV2_TRAIN_PATTERNS = ["something-something-v2-train.json", "*train*.json"]
+
+
 def prepare_sthv2(root: str | Path, out: str | Path, *, name: str = "sthv2", videos: str | Path | None = None,
                   count_frames: bool = True, workers: int | None = None, progress: str = "auto",
-                  test_answers: str | Path | None = None, extra_options: dict[str, Any] | None = None) -> Path:
-    """Something-Something V2 (and the embedded dataset, which uses the same layout); returns the manifest."""
+                  test_answers: str | Path | None = None, extra_options: dict[str, Any] | None = None,
+                  absent_train: str | None = None) -> Path:
+    """Something-Something V2 (and the embedded dataset, which uses the same layout); returns the manifest.
+
+    Without a train JSON the download is evaluation-only when ``absent_train`` says why (the manifest's
+    ``absent_splits``; training on the folder fails with that message); otherwise a missing train JSON is
+    an error."""
     root, out = Path(root), Path(out)
     labels_f = find_file(root, ["something-something-v2-labels.json", "*labels.json"], "SSv2 labels JSON")
-    train_f = find_file(root, ["something-something-v2-train.json", "*train*.json"], "SSv2 train JSON")
+    train_f = find_file(root, SSV2_TRAIN_PATTERNS, "SSv2 train JSON", required=absent_train is None)
     val_f = find_file(root, ["something-something-v2-validation.json", "*validation*.json"], "SSv2 validation JSON")
     test_f = find_file(root, ["something-something-v2-test.json", "*test.json"], "SSv2 test JSON", required=False)
     answers_f = Path(test_answers) if test_answers else find_file(root, ["test-answers.csv", "*test-answers*.csv"],
@@ -143,6 +151,8 @@ def prepare_sthv2(root: str | Path, out: str | Path, *, name: str = "sthv2", vid
     lists: dict[str, list[VideoRecord] | None] = {}
     missing: dict[str, list[str]] = {}
     for split, f in (("train", train_f), ("val", val_f)):
+        if f is None:  # evaluation-only download
+            continue
         entries = P.parse_sthv2_entries(f, classes)
         lists[split], missing[split] = video_records(((e.id, e.label) for e in entries), index, video_root,
                                                      count_frames, workers, progress)
@@ -154,6 +164,11 @@ def prepare_sthv2(root: str | Path, out: str | Path, *, name: str = "sthv2", vid
         lists["test"], missing["test"] = video_records(((e.id, answers.get(e.id, -1)) for e in entries), index,
                                                        video_root, count_frames, workers, progress)
     options = {"count_frames": count_frames, "label_order": "labels.json index", **(extra_options or {})}
+    absent = None
+    if train_f is None:
+        options["evaluation_only"] = True
+        absent = {"train": absent_train}
     return write_prepared(out, name, classes=classes, lists={"video": lists}, video_root=video_root,
                           frames_root=None, missing=missing, options=options,
-                          source_files=[f for f in (labels_f, train_f, val_f, test_f, answers_f) if f])
+                          source_files=[f for f in (labels_f, train_f, val_f, test_f, answers_f) if f],
+                          absent_splits=absent)
