@@ -1,4 +1,4 @@
-"""Every annotation sample in ../shared/formats parses, with the documented traps handled."""
+"""Every annotation sample in tests/fixtures/formats parses, with the documented traps handled."""
 from __future__ import annotations
 
 import pytest
