@@ -5,7 +5,10 @@ import logging
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from pan_lib.data.video import write_video
 
 REPO = Path(__file__).resolve().parent.parent
 # Annotation excerpts, official state-dict manifests and real clips, copied into the repository with
@@ -50,3 +53,16 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def clip_bytes(tmp_path_factory) -> bytes:
+    """A small real MPEG-4 clip (20 frames, 32 px) to stand in for dataset videos."""
+    frames = np.stack([np.full((32, 32, 3), 9 * i, np.uint8) for i in range(20)])
+    return write_video(tmp_path_factory.mktemp("clip") / "c.mp4", frames, codec="mpeg4").read_bytes()
+
+
+def put_file(path: Path, data: bytes) -> None:
+    """Write `data` at `path`, making its folders (laying out a fake download)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)

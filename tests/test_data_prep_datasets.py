@@ -5,26 +5,16 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from conftest import put_file
 from data_prep.__main__ import main
 from data_prep.datasets import prepare_hmdb51, prepare_jester, prepare_kinetics400, prepare_sthv1, prepare_ucf101
 from pan_lib.data import find_prepared
 from pan_lib.data.lists import read_list_file
 from pan_lib.data.preparation import prepare_sthv2
-from pan_lib.data.video import write_video
 
 
-@pytest.fixture(scope="module")
-def clip_bytes(tmp_path_factory) -> bytes:
-    frames = np.stack([np.full((32, 32, 3), 9 * i, np.uint8) for i in range(20)])
-    return write_video(tmp_path_factory.mktemp("clip") / "c.mp4", frames, codec="mpeg4").read_bytes()
-
-
-def _put(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
 
 
 def test_sthv2(shared_dir, tmp_path, clip_bytes):
@@ -34,9 +24,9 @@ def test_sthv2(shared_dir, tmp_path, clip_bytes):
                  ("something-something-v2-train.excerpt.json", "something-something-v2-train.json"),
                  ("something-something-v2-validation.head10.json", "something-something-v2-validation.json"),
                  ("something-something-v2-test.head10.json", "something-something-v2-test.json")]:
-        _put(root / "labels" / b, (src / a).read_bytes())
+        put_file(root / "labels" / b, (src / a).read_bytes())
     for vid in ("78687", "42326", "74225", "1420"):
-        _put(root / "20bn-something-something-v2" / f"{vid}.webm", clip_bytes)
+        put_file(root / "20bn-something-something-v2" / f"{vid}.webm", clip_bytes)
     prepare_sthv2(root, tmp_path / "out", workers=1, progress="off")
     p = find_prepared("sthv2", tmp_path / "out")
     assert p.source == "video" and p.num_classes == 174
@@ -97,9 +87,9 @@ def test_kinetics(shared_dir, tmp_path, clip_bytes):
     shutil.copy(src / "kinetics_val.excerpt.csv", root / "kinetics_train.csv")
     shutil.copy(src / "kinetics_val.excerpt.csv", root / "kinetics_val.csv")
     shutil.copy(src / "kinetics_test.head10.csv", root / "kinetics_test.csv")
-    _put(root / "train/air drumming/--nQbRBEz2s_000104_000114.mp4", clip_bytes)
-    _put(root / "val/skiing_crosscountry/-JyH941Q89Q_000115_000125.mp4", clip_bytes)
-    _put(root / "test/--6bJUbfpnQ_000017_000027.mp4", clip_bytes)
+    put_file(root / "train/air drumming/--nQbRBEz2s_000104_000114.mp4", clip_bytes)
+    put_file(root / "val/skiing_crosscountry/-JyH941Q89Q_000115_000125.mp4", clip_bytes)
+    put_file(root / "test/--6bJUbfpnQ_000017_000027.mp4", clip_bytes)
     prepare_kinetics400(root, tmp_path / "out", label_map=src / "label_map_k400.mmaction2.txt", workers=1,
                         progress="off")
     p = find_prepared("kinetics400", tmp_path / "out")
@@ -128,8 +118,8 @@ def test_ucf101(shared_dir, tmp_path, clip_bytes):
     shutil.copy(src / "testlist01.excerpt.txt", lists / "testlist01.txt")
     hs = next(line.split()[0] for line in (src / "trainlist01.excerpt.txt").read_text().splitlines()
               if "HandStandPushups" in line)
-    _put(root / "UCF-101" / hs, clip_bytes)
-    _put(root / "UCF-101/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", clip_bytes)
+    put_file(root / "UCF-101" / hs, clip_bytes)
+    put_file(root / "UCF-101/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", clip_bytes)
     prepare_ucf101(root, tmp_path / "out", split=1, workers=1, progress="off")
     p = find_prepared("ucf101", tmp_path / "out")
     (train,) = read_list_file(p.train_list)
@@ -146,10 +136,10 @@ def test_hmdb51(shared_dir, tmp_path, clip_bytes):
     for f in src.glob("*_test_split1.txt"):
         shutil.copy(f, splits)
     name = "Geena_und_die_Radschl_ge___;-)_cartwheel_f_cm_np1_fr_med_2.avi"
-    _put(root / "hmdb51_org/cartwheel" / name, clip_bytes)
+    put_file(root / "hmdb51_org/cartwheel" / name, clip_bytes)
     hash_name = next(line.rsplit(" ", 2)[0] for line in (src / "chew_test_split1.txt").read_text().splitlines()
                      if line.startswith("#"))
-    _put(root / "hmdb51_org/chew" / hash_name, clip_bytes)
+    put_file(root / "hmdb51_org/chew" / hash_name, clip_bytes)
     prepare_hmdb51(root, tmp_path / "out", split=1, workers=1, progress="off")
     p = find_prepared("hmdb51", tmp_path / "out")
     assert p.classes == ["brush_hair", "cartwheel", "chew"]

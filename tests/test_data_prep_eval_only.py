@@ -6,29 +6,19 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from conftest import put_file
 from data_prep.__main__ import main
 from pan_lib.data import find_prepared
 from pan_lib.data.lists import read_list_file
 from pan_lib.data.prepared import DatasetNotPreparedError
-from pan_lib.data.video import write_video
 from pan_lib.engine import TrainConfig, train
 
 QUIET = dict(device="cpu", amp="off", num_workers=0, progress="off", tensorboard=False, count_flops=False,
              save_every_minutes=0.0, resume=False, threads=1)
 
 
-@pytest.fixture(scope="module")
-def clip_bytes(tmp_path_factory) -> bytes:
-    frames = np.stack([np.full((32, 32, 3), 9 * i, np.uint8) for i in range(20)])
-    return write_video(tmp_path_factory.mktemp("clip") / "c.mp4", frames, codec="mpeg4").read_bytes()
-
-
-def _put(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
 
 
 def _cannot_train(dataset: str, out: Path, tmp_path: Path, needs: str) -> None:
@@ -44,11 +34,11 @@ def test_sthv2_labels_and_validation_only(shared_dir, tmp_path, clip_bytes, caps
     for a, b in [("something-something-v2-labels.json", "something-something-v2-labels.json"),
                  ("something-something-v2-validation.head10.json", "something-something-v2-validation.json"),
                  ("something-something-v2-test.head10.json", "something-something-v2-test.json")]:
-        _put(root / "labels" / b, (src / a).read_bytes())
+        put_file(root / "labels" / b, (src / a).read_bytes())
     val_ids = [e["id"] for e in json.loads((src / "something-something-v2-validation.head10.json").read_text())]
     test_id = json.loads((src / "something-something-v2-test.head10.json").read_text())[0]["id"]
     for vid in (val_ids[0], val_ids[3], test_id):
-        _put(root / "20bn-something-something-v2" / f"{vid}.webm", clip_bytes)
+        put_file(root / "20bn-something-something-v2" / f"{vid}.webm", clip_bytes)
     assert main(["sthv2", "--root", str(root), "--out", str(tmp_path / "out"), "--workers", "1",
                  "--progress", "off"]) == 0
     printed = capsys.readouterr().out
@@ -72,8 +62,8 @@ def test_kinetics_val_csv_only(shared_dir, tmp_path, clip_bytes, capsys):
     root.mkdir()
     shutil.copy(src / "kinetics_val.excerpt.csv", root / "kinetics_val.csv")
     shutil.copy(src / "kinetics_test.head10.csv", root / "kinetics_test.csv")
-    _put(root / "val/skiing_crosscountry/-JyH941Q89Q_000115_000125.mp4", clip_bytes)
-    _put(root / "test/--6bJUbfpnQ_000017_000027.mp4", clip_bytes)
+    put_file(root / "val/skiing_crosscountry/-JyH941Q89Q_000115_000125.mp4", clip_bytes)
+    put_file(root / "test/--6bJUbfpnQ_000017_000027.mp4", clip_bytes)
     assert main(["kinetics400", "--root", str(root), "--out", str(tmp_path / "out"), "--label-map",
                  str(src / "label_map_k400.mmaction2.txt"), "--workers", "1", "--progress", "off"]) == 0
     assert "training needs the Kinetics train CSV" in capsys.readouterr().out
