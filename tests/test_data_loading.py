@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -324,3 +326,16 @@ def test_decode_command_line(embedded, tmp_path, capsys):
     prepared = find_prepared("embedded", work)
     assert prepared.source == "decoded" and prepared.val_list is not None and prepared.train_list is None
     assert prepared.media_dir == work / "raw" / "20bn-something-something-v2"
+
+
+def test_vp9_encoding_still_works_after_decord_has_read_a_video(tmp_path):
+    # decord bundles its own FFmpeg: loaded before PyAV's, it broke PyAV's VP9 encoder on some CPUs
+    # (avcodec_open2 returned 22). pan_lib loads PyAV first; checked in a fresh interpreter.
+    h264 = write_video(tmp_path / "a.mp4", ramp_frames(), codec="libx264")
+    script = (f"from pan_lib.data.video import read_video_frames, write_video\n"
+              f"import numpy as np\n"
+              f"read_video_frames({str(h264)!r}, [0, 1], backend='decord')\n"
+              f"write_video({str(tmp_path / 'b.webm')!r}, np.zeros((4, 48, 64, 3), np.uint8))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "b.webm").stat().st_size > 0

@@ -6,7 +6,8 @@ import torch
 
 from pan_lib import PA
 from pan_lib.bench import pa_models
-from pan_lib.modules.pa import column_pair_weight, pa_reference_loop, pa_with_first_frame, persistence_of_appearance
+from pan_lib.modules.pa import (column_pair_weight, pa_reference_loop, pa_with_first_frame, pair_norms_by_conv,
+                                 persistence_of_appearance)
 
 
 def naive_pa(frames: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, m: int) -> torch.Tensor:
@@ -103,6 +104,44 @@ def test_bf16_autocast_close_to_fp32():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         low = pa(frames)
     torch.testing.assert_close(low.float(), ref, rtol=0.03, atol=0.02 * ref.abs().max().item())
+
+
+def test_pair_norms_by_conv_equals_the_norm_per_column():
+    # channel dx*C + c is feature c of column 2j + dx: the 1x1 conv of the squares sums each column's C
+    torch.manual_seed(5)
+    feats = torch.randn(3, 16, 5, 7).contiguous(memory_format=torch.channels_last)
+    got = pair_norms_by_conv(feats)  # (3, 2, 5, 7)
+    want = torch.stack([torch.linalg.vector_norm(feats[:, :8], dim=1),
+                        torch.linalg.vector_norm(feats[:, 8:], dim=1)], dim=1)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_training_path_values_and_weight_gradient_close_to_fp32():
+    # on the CPU in bf16 the norm is pair_norms_by_conv (forward and backward): compare with the fp32 loop
+    torch.manual_seed(6)
+    w = (torch.randn(8, 3, 7, 7) * 0.05).requires_grad_()
+    frames = torch.randn(2 * 8 * 4, 3, 20, 22)
+    ref = pa_reference_loop(frames, w, None, 4)
+    (ref * torch.linspace(0, 1, ref.numel()).view_as(ref)).sum().backward()
+    g_ref, w.grad = w.grad.clone(), None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = persistence_of_appearance(frames, w, None, 4)
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.float(), ref, rtol=0.03, atol=0.02 * ref.abs().max().item())
+    (low.float() * torch.linspace(0, 1, ref.numel()).view_as(ref)).sum().backward()
+    torch.testing.assert_close(w.grad, g_ref, rtol=0.05, atol=0.02 * g_ref.abs().max().item())
+
+
+def test_bf16_identical_frames_give_finite_gradient():
+    # identical frames: every feature is the 1e-6 that rides in the conv bias; its square (1e-12) is a
+    # normal bf16 number, so the sqrt and its gradient stay finite
+    w = (torch.randn(8, 3, 7, 7) * 0.05).requires_grad_()
+    frames = torch.rand(1, 3, 16, 16).repeat(8, 1, 1, 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        pa = persistence_of_appearance(frames, w, None, 4)
+    assert torch.isfinite(pa.float()).all() and pa.float().max() < 1e-4
+    pa.float().sum().backward()
+    assert torch.isfinite(w.grad).all()
 
 
 @pytest.mark.parametrize("kernel,width", [(7, 24), (7, 23), (3, 10), (11, 9)])

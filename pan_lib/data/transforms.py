@@ -150,8 +150,10 @@ def _channel_stat(values: Sequence[float] | torch.Tensor, like: torch.Tensor) ->
 def normalize(x: torch.Tensor, mean: Sequence[float] | torch.Tensor = IMAGENET_MEAN,
               std: Sequence[float] | torch.Tensor = IMAGENET_STD) -> torch.Tensor:
     """0..255 ``[..., C, H, W]`` (C = len(mean)) -> normalised: ``(x - 255 mean) / (255 std)`` (uint8 -> float32)."""
-    x = x if x.is_floating_point() else x.float()
-    return (x - _channel_stat(mean, x)) / _channel_stat(std, x)
+    if x.is_floating_point():
+        return (x - _channel_stat(mean, x)) / _channel_stat(std, x)
+    x = x.float()  # a new tensor: normalised in place (one allocation per batch instead of three)
+    return x.sub_(_channel_stat(mean, x)).div_(_channel_stat(std, x))
 
 
 def clip_stats(modality: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -237,7 +239,8 @@ class ClipTransform:
             views = [center_crop(scale_short_side(x, self.scale_size), size)]
         else:
             views = self._multi_crop(scale_short_side(x, self.scale_size))
-        out = torch.stack(views)  # (V, F, 3, S, S)
+        # one view (train, val): no stack, whose copy the NCHW reshape below would make a second time
+        out = views[0].unsqueeze(0) if len(views) == 1 else torch.stack(views)  # (V, F, 3, S, S)
         out = to_uint8(out) if self.output == "uint8" else normalize(out, *clip_stats(self.modality))
         return out.reshape(-1, *out.shape[-2:]).contiguous()  # (V, F, 3, S, S) -> (V*F*3, S, S)
 

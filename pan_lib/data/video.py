@@ -33,9 +33,22 @@ class VideoReadError(RuntimeError):
     """A video or frame folder could not be read (corrupt, truncated, empty, missing frames)."""
 
 
+def _decord():
+    """The decord module, loaded after PyAV's libraries. decord bundles its own FFmpeg; when its
+    libraries load first, PyAV's VP9 encoder fails to open (``avcodec_open2("libvpx-vp9") returned 22``,
+    seen on an Intel Xeon, not on an AMD EPYC), so PyAV, when installed, is loaded before it."""
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        pass
+    import decord
+
+    return decord
+
+
 def decord_available() -> bool:
     try:
-        import decord  # noqa: F401
+        _decord()
     except ImportError:
         return False
     return True
@@ -110,15 +123,11 @@ def count_frames(path: str | Path, backend: str = "auto") -> int:
 
 
 def _decord_len(path: str) -> int:
-    import decord
-
-    return len(decord.VideoReader(path, num_threads=1))
+    return len(_decord().VideoReader(path, num_threads=1))
 
 
 def _read_decord(path: str, indices: np.ndarray) -> np.ndarray:
-    import decord
-
-    vr = decord.VideoReader(path, num_threads=1)
+    vr = _decord().VideoReader(path, num_threads=1)
     n = len(vr)
     if n == 0:
         raise VideoReadError(f"{path}: decord found no frames")

@@ -49,7 +49,7 @@ from pan_lib.engine.data import EpochSeeded, train_val_splits, unpack_batch
 from pan_lib.engine.evaluate import classification_metrics, gather_predictions, model_gmacs_per_view, predict
 from pan_lib.engine.export import export_official
 from pan_lib.engine.inputs import DeviceInput
-from pan_lib.engine.loader import SharedEpochSeeded, loader_options
+from pan_lib.engine.loader import VAL_CACHE_MB, CachedBatches, SharedEpochSeeded, loader_options
 from pan_lib.engine.meters import EpochMeter, MeterReading
 from pan_lib.engine.optim import build_optimizer, lr_factor, set_lr
 from pan_lib.progress import progress as progress_bar
@@ -170,7 +170,7 @@ class _Trainer:
         # validation clips are fixed (seeded per index, same every epoch): comparable across epochs
         self.val_set = EpochSeeded(val_set, cfg.seed + 1) if val_set is not None else None
         self.input = DeviceInput(cfg.modality, self.device)
-        self.val_loader: DataLoader | None = None
+        self.val_loader: DataLoader | CachedBatches | None = None
 
         # -- model (same initialisation on every rank; DDP also broadcasts rank 0's weights)
         seed_everything(cfg.seed)
@@ -584,6 +584,9 @@ class _Trainer:
             self.val_loader = DataLoader(self.val_set, batch_size=self.per_rank_batch, sampler=sampler,
                                          generator=torch.Generator().manual_seed(cfg.seed),
                                          **loader_options(cfg.num_workers, self.device))
+            if self.device.type == "cpu" and getattr(self.val_set, "mode", None) in ("val", "test"):
+                # the same clips every epoch: read and normalise them once (when they fit VAL_CACHE_MB)
+                self.val_loader = CachedBatches(self.val_loader, self.input, VAL_CACHE_MB)
         start = time.perf_counter()
         out = predict(self.bare_model, self.val_loader, device=self.device, amp_dtype=self.amp_dtype, views=1,
                       max_batches=cfg.max_val_batches, progress="off" if not self.is_main else cfg.progress,
