@@ -1143,6 +1143,56 @@ def update_readme(readme: Path | str, out_dir: Path | str, dataset: str = "embed
     return new != text
 
 
+# ------------------------------------------------------------------------------- across machines
+def cross_machine_rows(reference_root: Path | str, other_root: Path | str, *,
+                       split: str = "test") -> list[dict[str, Any]]:
+    """The same runs (model, seed, protocol kind, `split`) recorded on two machines: one row per model with
+    each machine's per-seed top-1, the per-seed differences (other - reference) and their largest size,
+    and the mean with its 95 % interval on both; then an "all models" row. Runs only one side has are
+    left out. The CPUs and commits of both sides go in each row, so a reader sees what else differed."""
+    sides = {}
+    for name, root in (("reference", reference_root), ("other", other_root)):
+        sides[name] = {(r.model, r.seed): r for r in load_results(root)
+                       if r.split == split and r.canonical and r.seed is not None}  # each model's own protocol
+    keys = sorted(set(sides["reference"]) & set(sides["other"]))
+    out, all_diffs = [], []
+    for model in sorted({m for m, _ in keys}):
+        seeds = [s for m, s in keys if m == model]
+        ref = [sides["reference"][(model, s)] for s in seeds]
+        oth = [sides["other"][(model, s)] for s in seeds]
+        diffs = [o.top1 - r.top1 for r, o in zip(ref, oth)]
+        all_diffs += diffs
+        a, b = mean_interval([r.top1 for r in ref]), mean_interval([o.top1 for o in oth])
+        out.append({"model": model, "seeds": " ".join(str(s) for s in seeds),
+                    "reference top-1": " / ".join(f"{r.top1:.1f}" for r in ref),
+                    "other top-1": " / ".join(f"{o.top1:.1f}" for o in oth),
+                    "differences": " / ".join(f"{d:+.1f}" for d in diffs),
+                    "largest |difference|": round(max(abs(d) for d in diffs), 1),
+                    "identical seeds": sum(d == 0 for d in diffs),
+                    "reference mean [95% CI]": fmt_interval(a), "other mean [95% CI]": fmt_interval(b),
+                    "reference": f"{_short_device(ref[0])} @ {str(ref[0].provenance.get('git_sha', '?'))[:7]}",
+                    "other": f"{_short_device(oth[0])} @ {str(oth[0].provenance.get('git_sha', '?'))[:7]}"})
+    if all_diffs:
+        out.append({"model": "all models", "seeds": "", "reference top-1": "", "other top-1": "",
+                    "differences": f"mean |difference| {statistics.fmean(abs(d) for d in all_diffs):.1f}",
+                    "largest |difference|": round(max(abs(d) for d in all_diffs), 1),
+                    "identical seeds": sum(d == 0 for d in all_diffs), "reference mean [95% CI]": "",
+                    "other mean [95% CI]": "", "reference": "", "other": ""})
+    return out
+
+
+def write_cross_machine(reference_root: Path | str, out_dir: Path | str, *, command: str,
+                        split: str = "test") -> list[Path]:
+    """`cross_machine_rows(reference_root, <out_dir>/records)` -> `<out_dir>/tables/cross_machine.*`."""
+    out_dir = Path(out_dir)
+    rows = cross_machine_rows(reference_root, out_dir / RECORDS_FOLDER, split=split)
+    meta = provenance(config={"reference records": _rel(Path(reference_root), out_dir),
+                              "other records": RECORDS_FOLDER, "split": split})
+    return write_table(rows or [{"model": NOT_RUN}], out_dir / "tables" / "cross_machine",
+                       title=f"The same runs on two machines: {split}-split top-1 (%) per seed", meta=meta,
+                       command=command)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m pan_lib.tables [RUN_ROOT] [OUT_DIR]`: copy the records under RUN_ROOT into
     OUT_DIR/records and regenerate tables and figures from them (RUN_ROOT = OUT_DIR/records:
@@ -1154,7 +1204,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--split", default="auto", help="split the tables report (auto: test on embedded, else val)")
     p.add_argument("--readme", default="", help="also copy the generated tables into this README")
     p.add_argument("--readme-only", action="store_true", help="only copy existing tables into --readme")
+    p.add_argument("--compare-with", default="", metavar="RECORDS",
+                   help="records of the same runs from another machine: only write OUT_DIR/tables/cross_machine.* "
+                        "comparing them with OUT_DIR/records (RUN_ROOT is not read)")
     args = p.parse_args(argv)
+    if args.compare_with:
+        command = f"python -m pan_lib.tables {args.run_root} {args.out_dir} --compare-with {args.compare_with}"
+        split = reported_split(args.dataset, args.split)
+        print(" ".join(str(p) for p in write_cross_machine(args.compare_with, args.out_dir, command=command,
+                                                             split=split)))
+        return 0
     if not args.readme_only:
         command = f"python -m pan_lib.tables {args.run_root} {args.out_dir} --dataset {args.dataset}"
         for kind, paths in write_tables(args.run_root, args.out_dir, command=command, dataset=args.dataset,

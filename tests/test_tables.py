@@ -303,3 +303,23 @@ def test_empty_run_root_gives_not_run_tables(tmp_path):
     rows = json.loads(written["embedded"][2].read_text())["rows"]
     assert all(r["top1_%"] == tables.NOT_RUN for r in rows)
     assert {r["verdict"] for r in json.loads(written["ordering"][2].read_text())["rows"]} == {tables.NOT_RUN}
+
+
+def test_cross_machine_compares_the_same_runs_per_seed(run_root, tmp_path):
+    root, top1 = run_root
+    other = tmp_path / "other_machine"
+    shift = {"TSN": [0.0, 0.0, 0.0], "TSM": [-3.0, 1.0, 0.0]}  # TSN bit-identical, TSM moved
+    for model in ("TSN", "TSM"):
+        for seed in (0, 1, 2):
+            rec = _record(model, MODALITY[model], seed, top1[model][seed] + shift[model][seed], 90.0)
+            rec["provenance"] = {"git_sha": "def4567", "device": {"cpu": "other-cpu"}}
+            _write(other, f"{model}_s{seed}/eval/{model}", rec)
+    _write(other, "PAN_Lite_s3/eval/PAN_Lite", _record("PAN_Lite", "Lite", 3, 50.0, 60.0))  # one side only
+    rows = {r["model"]: r for r in tables.cross_machine_rows(root, other)}
+    assert set(rows) == {"TSN", "TSM", "all models"}
+    assert rows["TSN"]["identical seeds"] == 3 and rows["TSN"]["largest |difference|"] == 0.0
+    assert rows["TSM"]["differences"] == "-3.0 / +1.0 / +0.0" and rows["TSM"]["largest |difference|"] == 3.0
+    assert rows["TSM"]["reference"] == "test-cpu @ abc123" and rows["TSM"]["other"] == "other-cpu @ def4567"
+    assert rows["all models"]["identical seeds"] == 4 and rows["all models"]["differences"] == "mean |difference| 0.7"
+    # val-split evaluations of the same runs are never mixed in
+    assert rows["TSN"]["reference top-1"] == "50.0 / 52.0 / 54.0"
