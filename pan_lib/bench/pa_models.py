@@ -6,7 +6,8 @@ Writes ``results/bench/pa_models.{csv,md,json}`` (provenance included). Sections
   clips per call, fp32 and bf16 autocast: our PA (differences convolved first, channels-last,
   chunked) beside the official-style loop (:func:`pan_lib.modules.pa.pa_reference_loop`, NCHW).
 * ``forward``: one clip through TSM-R50, PAN RGB-R50, PA-R50 and Lite-R50 at 224x224 (eval,
-  inference mode, batch 1), fp32 and bf16 autocast, channels-last, all timed interleaved in one loop
+  inference mode, batch 1), fp32 and bf16 autocast, channels-last models fed clips in plain memory (as the
+  engine feeds them), all timed interleaved in one loop
   (TSM, RGB, PA, Lite, PA alone, TSM, RGB, ...); each model's time relative to RGB-R50 is the median
   of the per-iteration ratios (model time / RGB time of the same iteration) with their 10th-90th
   percentile range (``ratio_low``, ``ratio_high``): load from other processes moves both times of an
@@ -164,8 +165,10 @@ def forward_rows(cfg: PAModelsBenchConfig) -> list[dict]:
     models = {name: build_model(mod, 174, num_segments=NUM_SEGMENTS, backbone=cfg.forward_backbone).eval()
               .to(cfg.device, memory_format=torch.channels_last)
               for name, mod in ((f"TSM-{bb}", "TSM"), (rgb_name, "RGB"), (f"PAN PA-{bb}", "PA"), (lite_name, "Lite"))}
+    # clips as the engine feeds them in training and evaluation: plain [1, T*m*3, H, W] memory (the
+    # channels-last models convert each frame in their stems)
     clips = {name: torch.randn(1, NUM_SEGMENTS * m.new_length * 3, cfg.size, cfg.size, device=cfg.device)
-             .contiguous(memory_format=torch.channels_last) for name, m in models.items()}
+             for name, m in models.items()}
     gmacs = {name: count_flops(m, cfg.size)["gmacs"] for name, m in models.items()}
     rows = []
     for precision in ("fp32", "bf16"):

@@ -119,7 +119,7 @@ def classification_metrics(scores: torch.Tensor, labels: torch.Tensor, num_class
 @torch.no_grad()
 def predict(model: nn.Module, loader: DataLoader, *, device: torch.device | str = "cpu",
             amp_dtype: torch.dtype | None = None, views: int | None = None, max_batches: int | None = None,
-            progress: str = "off", desc: str = "evaluate", channels_last: bool = False,
+            progress: str = "off", desc: str = "evaluate",
             views_per_forward: int | None = None,
             normalize: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """View-averaged logits for every item of `loader`: {'logits' [N, C], 'labels' [N], 'indices' [N]}.
@@ -144,7 +144,10 @@ def predict(model: nn.Module, loader: DataLoader, *, device: torch.device | str 
             if normalize is None:
                 raise ValueError("uint8 clips need `normalize` (pan_lib.data.transforms.normalize_clip)")
             chunk = normalize(chunk)
-        return chunk.contiguous(memory_format=torch.channels_last) if channels_last else chunk
+        # the clip stays in plain memory: a channels-last [B, T*m*C, H, W] clip interleaves all frames per
+        # pixel, which is no frame's channels-last layout (the stem converts its frames itself) and makes
+        # PA's frame differences a strided gather (`python -m pan_lib.bench pa_models`)
+        return chunk
 
     bar = progress_bar(total=len(loader) if max_batches is None else min(len(loader), max_batches), desc=desc,
                        mode=progress)
@@ -336,7 +339,7 @@ def evaluate(checkpoints: Sequence[str | Path | nn.Module] | str | Path | nn.Mod
         out = predict(model, loader, device=device, amp_dtype=amp_dtype, views=cfg.views,
                       progress=cfg.progress if env.is_main else "off",
                       desc=f"{model_name(meta['modality'])} ({k + 1}/{len(checkpoints)})",
-                      channels_last=channels_last, views_per_forward=cfg.views_per_forward,
+                      views_per_forward=cfg.views_per_forward,
                       normalize=DeviceInput(meta["modality"], device).normalize)
         seconds = time.perf_counter() - t0
         gathered = gather_predictions(out)
