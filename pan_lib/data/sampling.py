@@ -101,7 +101,7 @@ def clip_frame_indices(offsets: np.ndarray, new_length: int, num_frames: int) ->
     only while ``p < num_frames`` (the official clamp: the last frame repeats), and never below 1.
     """
     nf = max(int(num_frames), 1)
-    starts = np.clip(np.asarray(offsets, dtype=np.int64), 1, nf)  # (S,)
+    starts = np.minimum(np.maximum(np.asarray(offsets, dtype=np.int64), 1), nf)  # (S,) (np.clip: 3x the time)
     steps = np.arange(int(new_length), dtype=np.int64)  # (L,)
     idx = np.minimum(starts[:, None] + steps[None, :], nf)  # (S, L)
     return idx.reshape(-1)  # (S, L) -> (S*L,) segment-major then frame

@@ -19,7 +19,7 @@ follows PIL's bilinear filter used by the official code). Random choices come fr
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -102,15 +102,22 @@ class GroupMultiScaleCrop:
     max_distort: int = 1
     fix_crop: bool = True
     more_fix_crop: bool = True
+    _pairs: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def sample(self, image_w: int, image_h: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
-        """Random ``(crop_w, crop_h, x, y)`` for an image of ``image_w x image_h``."""
+    def crop_sizes(self, image_w: int, image_h: int) -> list[tuple[int, int]]:
+        """The ``(crop_w, crop_h)`` pairs an image of ``image_w x image_h`` draws from."""
         base = min(image_w, image_h)
         sizes = [int(base * s) for s in self.scales]
         crop_h = [self.input_size if abs(s - self.input_size) < 3 else s for s in sizes]
         crop_w = [self.input_size if abs(s - self.input_size) < 3 else s for s in sizes]
-        pairs = [(w, h) for i, h in enumerate(crop_h) for j, w in enumerate(crop_w)
-                 if abs(i - j) <= self.max_distort]
+        return [(w, h) for i, h in enumerate(crop_h) for j, w in enumerate(crop_w) if abs(i - j) <= self.max_distort]
+
+    def sample(self, image_w: int, image_h: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+        """Random ``(crop_w, crop_h, x, y)`` for an image of ``image_w x image_h``."""
+        key = (image_w, image_h)
+        if key not in self._pairs:  # the same for every clip of a dataset: made once per image size
+            self._pairs[key] = self.crop_sizes(image_w, image_h)
+        pairs = self._pairs[key]
         cw, ch = pairs[int(rng.integers(len(pairs)))]
         cw, ch = min(cw, image_w), min(ch, image_h)
         if self.fix_crop:
