@@ -172,7 +172,7 @@ def path_anchors(**named: str | os.PathLike | Iterable[str | os.PathLike] | None
 
 def portable_text(text: str, anchors: Mapping[str, str]) -> str:
     """`text` with every anchored absolute folder replaced by its label (`path_anchors`):
-    '/repo/results/runs/x' -> 'results/runs/x', '/repo' -> '.', '/tmp/out/x' -> '<results>/x'."""
+    '/repo/runs/results/x' -> 'runs/results/x', '/repo' -> '.', '/tmp/out/x' -> '<results>/x'."""
     for folder, label in anchors.items():
         if folder not in text:
             continue

@@ -1198,7 +1198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     OUT_DIR/records and regenerate tables and figures from them (RUN_ROOT = OUT_DIR/records:
     regenerate from the committed records alone)."""
     p = argparse.ArgumentParser(prog="python -m pan_lib.tables", description=main.__doc__)
-    p.add_argument("run_root", nargs="?", default="results/runs")
+    p.add_argument("run_root", nargs="?", default="runs/results")
     p.add_argument("out_dir", nargs="?", default="results")
     p.add_argument("--dataset", default="embedded")
     p.add_argument("--split", default="auto", help="split the tables report (auto: test on embedded, else val)")

@@ -66,6 +66,18 @@ SERIES: tuple[str, ...] = (
 )
 
 
+def default_run_root(out_dir: Path) -> Path:
+    """Where runs and checkpoints go when no run root is given: `runs/<out>` in the repository for an
+    output folder inside it (`results` -> `runs/results`), else `<out>_runs` beside it. Never inside the
+    output folder: run records and checkpoints hold the absolute paths that resuming and the evaluation
+    cache need, and the output folder is what gets committed."""
+    out_dir = Path(out_dir).resolve()
+    try:
+        return REPO_ROOT / "runs" / out_dir.relative_to(REPO_ROOT)
+    except ValueError:
+        return out_dir.parent / f"{out_dir.name}_runs"
+
+
 @dataclass
 class WorkbookConfig:
     """What `python -m pan_lib.workbook` runs. Field names mirror the notebooks' parameters."""
@@ -79,7 +91,7 @@ class WorkbookConfig:
     num_workers: int = -1          # -1 -> the notebooks' default for the device
     nproc_per_node: int = 1        # >1 -> training through torchrun (engine's DDP path)
     out: str = ""                  # "" -> results/ (small mode: .cache/workbook-small/, never committed)
-    run_root: str = ""             # "" -> <out>/runs (checkpoints, never committed)
+    run_root: str = ""             # "" -> default_run_root(out): runs/<out> (checkpoints, never committed)
     only: tuple[str, ...] = ()     # subset of SERIES (names or unique prefixes); () -> all
     overrides: dict[str, Any] = field(default_factory=dict)   # --set NAME=VALUE
     keep_going: bool = False       # run later notebooks after a failure
@@ -128,7 +140,7 @@ class WorkbookConfig:
             "device": self.device,
             "progress": "text",
             "results_dir": str(self.out_dir),
-            "run_root": str(_abs(self.run_root)) if self.run_root else str(self.out_dir / "runs"),
+            "run_root": str(_abs(self.run_root)) if self.run_root else str(default_run_root(self.out_dir)),
             "nproc_per_node": self.nproc_per_node,
             "update_readme": self.readme,
         }
@@ -358,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nproc-per-node", type=int, default=d.nproc_per_node,
                    help="GPUs per node; >1 trains through torchrun (DDP)")
     p.add_argument("--out", default=d.out, help="results folder ('' -> results/, small: .cache/workbook-small/)")
-    p.add_argument("--run-root", default=d.run_root, help="where runs/checkpoints go ('' -> <out>/runs)")
+    p.add_argument("--run-root", default=d.run_root, help="where runs/checkpoints go ('' -> runs/<out>)")
     p.add_argument("--only", nargs="+", default=[], metavar="NOTEBOOK", help="run only these (names or prefixes)")
     p.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[],
                    metavar="NAME=VALUE", help="override a notebook parameter (Python literal)")

@@ -136,10 +136,10 @@ def test_data_prep_writes_dataset_statistics_and_figures(series):
 @pytest.mark.slow
 def test_training_notebooks_write_completed_runs_and_evaluations(series):
     out, _ = series
-    train = {r["modality"]: r for r in _records(out / "runs", "train")}
+    train = {r["modality"]: r for r in _records(wb.default_run_root(out), "train")}
     assert set(train) == {"TSN", "TSM", "Lite", "RGB", "PA", "Flow", "RGBDiff"}  # Flow, RGBDiff: 06
     assert all(r["status"] == "completed" and r["metrics"]["epochs_completed"] == 1 for r in train.values())
-    records = _records(out / "runs", "eval")
+    records = _records(wb.default_run_root(out), "eval")
     assert {r["data"]["split"] for r in records} == {"test"}  # reported numbers: the held-out split
     evals = {(r["model"], r["views"]): r for r in records}
     for model in ("TSN", "TSM", "PAN_Lite", "PAN_RGB", "PAN_PA", "PAN_Full", "PAN_En"):

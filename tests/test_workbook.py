@@ -175,3 +175,11 @@ def test_ensure_dataset_fails_fast_for_unprepared_real_data(tmp_path):
         datasets.ensure_dataset("sthv1", tmp_path / "nothing")
     with pytest.raises(ValueError, match="unknown dataset 'ssv2'; valid: embedded"):
         datasets.ensure_dataset("ssv2")
+
+
+def test_runs_go_outside_the_committed_output_folder(tmp_path):
+    REPO_ROOT = wb.REPO_ROOT
+    assert wb.default_run_root(REPO_ROOT / "results") == REPO_ROOT / "runs" / "results"
+    assert wb.default_run_root(REPO_ROOT / "results" / "sthv2") == REPO_ROOT / "runs" / "results" / "sthv2"
+    assert wb.default_run_root(tmp_path / "out") == tmp_path / "out_runs"
+    assert wb.WorkbookConfig(out=str(tmp_path / "out")).notebook_parameters()["run_root"] == str(tmp_path / "out_runs")

@@ -34,7 +34,7 @@ SMALL_EPOCHS = 1  # small (CI) mode: one epoch on the tiny embedded dataset
 
 # ------------------------------------------------------------------------------------------ training
 def train_configs(dataset: str, modalities: Iterable[str], seeds: Iterable[int], *, recipe: str = "auto",
-                  data_root: str | os.PathLike | None = None, run_root: str | os.PathLike = "results/runs",
+                  data_root: str | os.PathLike | None = None, run_root: str | os.PathLike = "runs/results",
                   small: bool = False, progress: str = "auto", **overrides: Any) -> list[TrainConfig]:
     """One `TrainConfig` per (modality, seed): the recipe, then the notebook's non-None overrides.
 
