@@ -110,10 +110,13 @@ def test_pair_norms_by_conv_equals_the_norm_per_column():
     # channel dx*C + c is feature c of column 2j + dx: the 1x1 conv of the squares sums each column's C
     torch.manual_seed(5)
     feats = torch.randn(3, 16, 5, 7).contiguous(memory_format=torch.channels_last)
-    got = pair_norms_by_conv(feats)  # (3, 2, 5, 7)
     want = torch.stack([torch.linalg.vector_norm(feats[:, :8], dim=1),
                         torch.linalg.vector_norm(feats[:, 8:], dim=1)], dim=1)
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    kept = feats.clone()
+    torch.testing.assert_close(pair_norms_by_conv(feats), want, rtol=1e-5, atol=1e-6)  # (3, 2, 5, 7)
+    assert torch.equal(feats, kept)  # not in place unless asked
+    torch.testing.assert_close(pair_norms_by_conv(feats, inplace=True), want, rtol=1e-5, atol=1e-6)
+    assert torch.equal(feats, kept.square())
 
 
 def test_bf16_training_path_values_and_weight_gradient_close_to_fp32():

@@ -116,7 +116,7 @@ def column_pair_weight(weight: Tensor) -> Tensor:
     return taps.permute(3, 0, 4, 1, 2, 5).reshape(2 * c, 2 * ci, kh, pair_taps)
 
 
-def pair_norms_by_conv(feats: Tensor) -> Tensor:
+def pair_norms_by_conv(feats: Tensor, inplace: bool = False) -> Tensor:
     """L2 over each column's features of the column-pair convolution's output: ``[P, 2C, H, W2] -> [P, 2, H, W2]``.
 
     Channel ``dx*C + c`` of `feats` is feature ``c`` of column ``2j + dx`` (:func:`column_pair_weight`);
@@ -126,12 +126,15 @@ def pair_norms_by_conv(feats: Tensor) -> Tensor:
     ``pa_models`` benchmark and the embedded training step). Same sums; in bf16 the squares are
     rounded before they are added (relative error ~1e-3 on a bf16 result). Used for bf16 on the CPU
     only: in fp32 the norm is faster, and in fp16 the squares of PA's ``1e-6`` would underflow.
+    ``inplace=True`` (inference, when `feats` is not needed afterwards) squares `feats` in place: no
+    second 2C-channel buffer, whose first touch costs as much as the squaring.
     """
     c2 = feats.shape[1]
     ones = torch.zeros(2, c2, 1, 1, dtype=feats.dtype, device=feats.device)
     ones[0, :c2 // 2] = 1
     ones[1, c2 // 2:] = 1
-    return F.conv2d(feats * feats, ones).sqrt_()  # (P, 2C, H, W2) -> (P, 2, H, W2), channels-last kept
+    squares = feats.square_() if inplace else feats * feats
+    return F.conv2d(squares, ones).sqrt_()  # (P, 2C, H, W2) -> (P, 2, H, W2), channels-last kept
 
 
 def _autocast_dtype(tensor: Tensor) -> torch.dtype:
@@ -175,7 +178,7 @@ def _pa_from_differences(snippets: Tensor, weight: Tensor, bias: Tensor | None, 
                      padding=(k // 2, (k // 2 - 1) // 2))  # (S*(m-1), 2*8, H, W_pad/2 - 1) channels-last
     if feats.dtype == torch.bfloat16 and feats.device.type == "cpu":
         # (S*(m-1), 2, H, W_pad/2 - 1) channels-last -> NHWC (S*(m-1), H, W_pad/2 - 1, 2) -> (S*(m-1), H, W_pad - 2), first W
-        pa = pair_norms_by_conv(feats).permute(0, 2, 3, 1).reshape(pairs, h, padded_w - 2)[:, :, :w]
+        pa = pair_norms_by_conv(feats, inplace=not feats.requires_grad).permute(0, 2, 3, 1).reshape(pairs, h, padded_w - 2)[:, :, :w]
         if out is not None:
             return out.copy_(pa.view(s, m - 1, h, w))  # (S*(m-1), H, W) -> (S, m-1, H, W)
         return pa.reshape(s, m - 1, h, w)  # (S*(m-1), H, W) -> (S, m-1, H, W)
