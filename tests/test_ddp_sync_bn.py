@@ -32,6 +32,7 @@ _SCRIPT = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)
     from pan_lib.engine import TrainConfig, train
+    from pan_lib.engine.distributed import shutdown_distributed
     from pan_lib.engine.sync_batchnorm import convert_sync_batchnorm
     from pan_lib.models import build_model
     from test_engine_toys import ToyMotion
@@ -44,6 +45,9 @@ _SCRIPT = textwrap.dedent("""
     if sys.argv[2] == "sync" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         model = convert_sync_batchnorm(model)  # what sync_bn=True does (CPU-capable SyncBatchNorm)
     train(cfg, model=model, train_set=ToyMotion(36), val_set=ToyMotion(11, seed=1, fixed=True), num_classes=3)
+    # leave the process group as the CLI does (pan_lib.train): a gloo group still alive at interpreter exit
+    # sometimes aborts the process ("terminate called without an active exception")
+    shutdown_distributed()
 """)
 
 

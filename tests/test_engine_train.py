@@ -213,12 +213,14 @@ _DDP_SCRIPT = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)
     from pan_lib.engine import TrainConfig, train
+    from pan_lib.engine.distributed import shutdown_distributed
     from test_engine_toys import TinyNet, ToyMotion
     cfg = TrainConfig(modality="RGB", epochs=2, batch_size=8, lr=0.1, lr_type="cos", lr_steps=(), clip_grad=0.5,
                       dropout=0.0, run_dir=sys.argv[1], device="cpu", amp="off", num_workers=0, progress="off",
                       tensorboard=False, count_flops=False, save_every_minutes=0.0, resume=False, seed=1)
     torch.manual_seed(0)
     res = train(cfg, model=TinyNet(), train_set=ToyMotion(36), val_set=ToyMotion(11, seed=1), num_classes=3)
+    shutdown_distributed()  # as the CLI does: a gloo group alive at exit sometimes aborts the process
 """)
 
 
