@@ -30,7 +30,8 @@ system-deps:
 test: venv system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# SEEDS="0 1 2 3 4": more seeds than the default three (each seed adds about 8 minutes on 2 cores)
+# SEEDS="0 1 2 3 4": more seeds than the default three (each seed adds about 4 minutes on the 2-core Xeon of
+# results/notebooks/timings.md, about 8 on a 2-core AMD EPYC)
 workbook: venv
 	$(BIN)/python -m pan_lib.workbook --readme $(if $(SEEDS),--seeds $(SEEDS))
 
