@@ -158,7 +158,6 @@ class VideoClipDataset(Dataset):
         self.epoch: int | None = None
         self._clip_seed: int | None = None
         self._frame_counts: dict[int, int] = {}
-        self._paths: dict[int, str] = {}
 
     # ------------------------------------------------------------------ public
     def __len__(self) -> int:
@@ -206,13 +205,6 @@ class VideoClipDataset(Dataset):
         if self.flow_root is not None:
             return self.flow_root / f"{path}.npy"
         return self.root / (f"{path}.npy" if self.source == "decoded" else path)
-
-    def _read_path(self, index: int) -> str:
-        """`path_of(index)` as a string, made once per item (a Path join per clip is ~10 us of each read)."""
-        cached = self._paths.get(index)
-        if cached is None:
-            cached = self._paths[index] = str(self.path_of(index))
-        return cached
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
         rng = self._rng(index)
@@ -294,7 +286,7 @@ class VideoClipDataset(Dataset):
 
     def _load(self, index: int, rng: np.random.Generator) -> torch.Tensor:
         idx1 = self.frame_indices(index, rng)
-        path = self._read_path(index)
+        path = self.path_of(index)
         if self.flow_root is not None:
             frames = read_flow(path, idx1 - 1)  # (F, H, W, 2) uint8 flow fields
         elif self.source == "frames":
