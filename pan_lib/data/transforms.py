@@ -19,7 +19,8 @@ follows PIL's bilinear filter used by the official code). Random choices come fr
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -92,6 +93,17 @@ def fixed_offsets(image_w: int, image_h: int, crop_w: int, crop_h: int,
     return ret
 
 
+@functools.lru_cache(maxsize=256)
+def crop_sizes(image_w: int, image_h: int, input_size: int, scales: tuple[float, ...],
+               max_distort: int) -> tuple[tuple[int, int], ...]:
+    """The ``(crop_w, crop_h)`` pairs ``GroupMultiScaleCrop`` draws from for an image of ``image_w x image_h``:
+    sides ``int(min(w, h) * scale)`` (snapped to ``input_size`` within 3 px), scale indices at most
+    ``max_distort`` apart. The same for every clip of a dataset, so made once per image size."""
+    sizes = [int(min(image_w, image_h) * s) for s in scales]
+    sides = [input_size if abs(s - input_size) < 3 else s for s in sizes]
+    return tuple((w, h) for i, h in enumerate(sides) for j, w in enumerate(sides) if abs(i - j) <= max_distort)
+
+
 @dataclass
 class GroupMultiScaleCrop:
     """Official train crop: side ``int(min(w, h) * scale)`` (snapped to ``input_size`` within 3 px),
@@ -102,22 +114,10 @@ class GroupMultiScaleCrop:
     max_distort: int = 1
     fix_crop: bool = True
     more_fix_crop: bool = True
-    _pairs: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-
-    def crop_sizes(self, image_w: int, image_h: int) -> list[tuple[int, int]]:
-        """The ``(crop_w, crop_h)`` pairs an image of ``image_w x image_h`` draws from."""
-        base = min(image_w, image_h)
-        sizes = [int(base * s) for s in self.scales]
-        crop_h = [self.input_size if abs(s - self.input_size) < 3 else s for s in sizes]
-        crop_w = [self.input_size if abs(s - self.input_size) < 3 else s for s in sizes]
-        return [(w, h) for i, h in enumerate(crop_h) for j, w in enumerate(crop_w) if abs(i - j) <= self.max_distort]
 
     def sample(self, image_w: int, image_h: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
         """Random ``(crop_w, crop_h, x, y)`` for an image of ``image_w x image_h``."""
-        key = (image_w, image_h)
-        if key not in self._pairs:  # the same for every clip of a dataset: made once per image size
-            self._pairs[key] = self.crop_sizes(image_w, image_h)
-        pairs = self._pairs[key]
+        pairs = crop_sizes(image_w, image_h, self.input_size, tuple(self.scales), self.max_distort)
         cw, ch = pairs[int(rng.integers(len(pairs)))]
         cw, ch = min(cw, image_w), min(ch, image_h)
         if self.fix_crop:
