@@ -6,7 +6,7 @@ import torch
 
 from pan_lib import PA
 from pan_lib.bench import pa_models
-from pan_lib.modules.pa import (column_pair_weight, pa_reference_loop, pa_with_first_frame, pair_norms_by_conv,
+from pan_lib.modules.pa import (column_pair_weight, cpu_chunk_snippets, pa_reference_loop, pa_with_first_frame, pair_norms_by_conv,
                                  persistence_of_appearance)
 
 
@@ -54,6 +54,29 @@ def test_chunking_does_not_change_result():
     whole = persistence_of_appearance(frames, pa.shallow_conv.weight, pa.shallow_conv.bias, 4, chunk_snippets=100)
     chunked = persistence_of_appearance(frames, pa.shallow_conv.weight, pa.shallow_conv.bias, 4, chunk_snippets=2)
     torch.testing.assert_close(whole, chunked, rtol=0, atol=0)
+
+
+def test_cpu_chunks_hold_a_fixed_number_of_snippet_pixels():
+    assert cpu_chunk_snippets(224, 224) == 8  # one clip of 8 segments per chunk at 224^2, as measured
+    assert cpu_chunk_snippets(112, 112) == 32
+    assert cpu_chunk_snippets(48, 48) >= 16 * 8  # the embedded batch (16 clips x 8 segments) in one chunk
+    assert cpu_chunk_snippets(2000, 3000) == 1
+
+
+@pytest.mark.parametrize("layout", ["plain", "channels_last"])
+def test_bf16_stem_from_fp32_clip_equals_stem_from_bf16_clip(layout):
+    # in bf16 inference an fp32 clip is cast, then made channels-last per frame before the differences: the
+    # copies move bf16 values unchanged, so the stem is bit-identical to the one built from the cast clip
+    torch.manual_seed(8)
+    weight, bias = torch.randn(8, 3, 7, 7) * 0.05, torch.randn(8) * 0.1
+    clip = torch.randn(2, 8 * 4 * 3, 16, 21)  # [N, T*m*3, H, W]
+    if layout == "channels_last":
+        clip = clip.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        from_fp32 = pa_with_first_frame(clip, weight, bias, 4)
+        from_bf16 = pa_with_first_frame(clip.to(torch.bfloat16), weight, bias, 4)
+    assert from_fp32.dtype == torch.bfloat16 and from_fp32.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(from_fp32, from_bf16)
 
 
 def test_reference_implementation_switch_and_bad_names():

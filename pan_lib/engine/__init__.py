@@ -37,6 +37,7 @@ _EXPORTS = {
     "load_record": "pan_lib.engine.records",
     "build_record": "pan_lib.engine.records",
     "resolve_device": "pan_lib.engine.distributed",
+    "keep_freed_memory": "pan_lib.engine.host_memory",
     "export_official": "pan_lib.engine.export",
 }
 

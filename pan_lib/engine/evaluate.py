@@ -48,6 +48,7 @@ from pan_lib.engine.config import EvalConfig
 from pan_lib.data.prepared import PreparedDataset
 from pan_lib.engine.data import _video_ids, build_split, merge_fingerprints, split_fingerprint, unpack_batch
 from pan_lib.engine.inputs import DeviceInput
+from pan_lib.engine.host_memory import keep_freed_memory
 from pan_lib.progress import progress as progress_bar
 from pan_lib.engine.records import RECORD_FILE, build_record, load_record, write_record
 from pan_lib.engine.speed import peak_memory_mb, reset_peak_memory
@@ -295,6 +296,8 @@ def evaluate(checkpoints: Sequence[str | Path | nn.Module] | str | Path | nn.Mod
         torch.set_num_threads(cfg.threads)
     env = D.env_from_os()
     device = D.resolve_device(cfg.device, env.local_rank, env.world_size)
+    if device.type == "cpu":
+        keep_freed_memory()  # engine.host_memory
     env = D.init_distributed(device.type)  # torchrun: join the group; one process: nothing
     amp_dtype = D.resolve_amp(cfg.amp, device)
     channels_last = D.resolve_channels_last(cfg.channels_last, device)

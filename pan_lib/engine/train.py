@@ -49,6 +49,7 @@ from pan_lib.engine.data import EpochSeeded, train_val_splits, unpack_batch
 from pan_lib.engine.evaluate import classification_metrics, gather_predictions, model_gmacs_per_view, predict
 from pan_lib.engine.export import export_official
 from pan_lib.engine.inputs import DeviceInput
+from pan_lib.engine.host_memory import keep_freed_memory
 from pan_lib.engine.loader import VAL_CACHE_MB, CachedBatches, SharedEpochSeeded, loader_options
 from pan_lib.engine.meters import EpochMeter, MeterReading
 from pan_lib.engine.optim import build_optimizer, lr_factor, set_lr
@@ -146,6 +147,8 @@ class _Trainer:
         self.channels_last = D.resolve_channels_last(cfg.channels_last, self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
+        else:
+            keep_freed_memory()  # the step's tensors stay mapped from step to step (engine.host_memory)
         if cfg.batch_size % self.env.world_size:
             raise ConfigError(f"batch_size={cfg.batch_size} must be divisible by the {self.env.world_size} processes")
         self.per_rank_batch = cfg.batch_size // self.env.world_size
