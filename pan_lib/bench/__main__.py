@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from pan_lib.bench import BENCHMARKS
-from pan_lib.engine.host_memory import keep_freed_memory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +21,6 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; valid: all, {', '.join(sorted(BENCHMARKS))}")
-    keep_freed_memory()  # as the engine does for CPU runs: the benchmarks time what training and evaluation run
     for name in names:
         module = importlib.import_module(BENCHMARKS[name][0])
         for path in module.run(args.out, quick=args.quick):

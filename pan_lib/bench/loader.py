@@ -31,6 +31,7 @@ from pan_lib.data.lists import VideoRecord
 from pan_lib.data.synthetic import PAIRS, render_video
 from pan_lib.data.video import write_video
 from pan_lib.provenance import provenance, write_table
+from pan_lib.engine.host_memory import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ def _train_rate(modality: str, steps: int) -> float:
 
 
 def run(out_dir: Path, quick: bool = False) -> list[Path]:
+    keep_freed_memory()  # as CPU training and evaluation run (pan_lib.engine.host_memory)
     torch.set_num_threads(2)
     n_videos, passes = (16, 1) if quick else (48, 2)
     rows: list[dict[str, Any]] = []
@@ -122,6 +124,7 @@ def run(out_dir: Path, quick: bool = False) -> list[Path]:
                               "train model": "resnet_tiny Lite (PA 8x4) / RGB (8x1), batch 16, 48 px, AdamW, "
                                              "bf16 + channels_last",
                               "quick": quick})
+    meta = {**meta, "malloc_keeps_freed_blocks": keep_freed_memory()}  # (cached: what run() applied)
     return write_table(rows, Path(out_dir) / "loader",
                        title="Loader throughput (clips per wall-clock second, train mode)", meta=meta,
                        command=f"python -m pan_lib.bench loader{' --quick' if quick else ''}")

@@ -50,6 +50,7 @@ from pan_lib.provenance import REPO_ROOT, provenance, write_table
 from pan_lib.viz.figures import speed_figure
 from pan_lib.viz.maps import normalise_frames
 from pan_lib.viz.video import load_segments
+from pan_lib.engine.host_memory import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -350,6 +351,7 @@ def _per_content_line(rows: list[dict]) -> list[str]:
 
 def run(out_dir: Path, quick: bool = False, device: str = "cpu", **overrides) -> list[Path]:
     """Measure and write `<out_dir>/motion_cues[_cuda].{csv,md,json,png}` with provenance."""
+    keep_freed_memory()  # as CPU training and evaluation run (pan_lib.engine.host_memory)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -376,6 +378,7 @@ def run(out_dir: Path, quick: bool = False, device: str = "cpu", **overrides) ->
     where = meta["device"].get("cuda_device") if cfg.device.startswith("cuda") else meta["device"].get("cpu")
     title = (f"Motion cues: frame pairs per second at {cfg.size}x{cfg.size} on {where} "
              f"({meta['device'].get('torch_threads')} threads)" + (" [quick]" if quick else ""))
+    meta = {**meta, "malloc_keeps_freed_blocks": keep_freed_memory()}  # (cached: what run() applied)
     paths = write_table(rows, stem, title=title, meta=meta, command=command)
     md = paths[1]
     load = meta["load_average_1min"]

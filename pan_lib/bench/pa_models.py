@@ -44,6 +44,7 @@ from pan_lib.flops import count_flops
 from pan_lib.models import build_model
 from pan_lib.modules.pa import PA, pa_reference_loop
 from pan_lib.provenance import provenance, write_table
+from pan_lib.engine.host_memory import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +257,7 @@ def measure(cfg: PAModelsBenchConfig) -> list[dict]:
 
 def run(out_dir: Path, quick: bool = False, **overrides) -> list[Path]:
     """Measure and write ``<out_dir>/pa_models.{csv,md,json}`` (``pa_models_threads<N>.*`` with ``threads=N``)."""
+    keep_freed_memory()  # as CPU training and evaluation run (pan_lib.engine.host_memory)
     cfg = PAModelsBenchConfig.for_mode(quick, **overrides)
     previous_threads = torch.get_num_threads()
     if cfg.threads:
@@ -279,6 +281,7 @@ def _run(cfg: PAModelsBenchConfig, out_dir: Path, quick: bool) -> list[Path]:
              f"load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} cores)"
              if load_before is not None else f"PA throughput and PAN model forward cost ({cfg.device})")
     stem = f"{NAME}_threads{cfg.threads}" if cfg.threads else NAME
+    meta = {**meta, "malloc_keeps_freed_blocks": keep_freed_memory()}  # (cached: what run() applied)
     return write_table(rows, out_dir / stem, title=title, meta=meta, command=command)
 
 
