@@ -11,7 +11,8 @@ decoded at a 56 px short side, 32 frames; the default set's 960 train / 300 val 
 after the first (worker start-up, oneDNN primitives); the compute-only rate is measured right after
 each loop, so each ratio compares two measurements close in time. The ratio epoch loop / compute-only says how
 much of the step rate the loop keeps (loading, validation, bookkeeping); rows for 0, 1 and 2 loader
-workers show what overlapping the loading buys on this machine. Rows -> results/bench/epoch_loop.*
+workers show what overlapping the loading buys on this machine. Modalities: Lite and PA (4 frames per
+segment: the runs issue 11 measured) and RGB (1 frame). Rows -> results/bench/epoch_loop.*
 """
 from __future__ import annotations
 
@@ -89,7 +90,7 @@ def run(out_dir: Path, quick: bool = False) -> list[Path]:
     try:
         data = {split: (tmp / split, _make_arrays(tmp / split, n, seed))
                 for split, n, seed in (("train", n_train, 0), ("val", n_val, 1))}
-        for modality in ("Lite",) if quick else ("Lite", "RGB"):
+        for modality in ("Lite",) if quick else ("Lite", "PA", "RGB"):
             for workers in (0, 1) if quick else (0, 1, 2):
                 # the compute-only rate right next to each loop: a ratio of two measurements close in time
                 loop = _loop_rate(modality, workers, data, tmp / f"run_{modality}_{workers}", epochs)
