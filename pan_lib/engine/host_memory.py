@@ -5,8 +5,10 @@ glibc's malloc serves every block above its mmap threshold (128 KiB at start, ra
 the heap beyond the trim threshold goes back too. A CPU forward or training step allocates and frees
 the same few-MB tensors every step, so each step faults their pages in again: the kernel zeroes every
 4 KiB page on first touch. On the 2-core VMs this workbook is measured on a fault costs about a
-microsecond, which made a fresh 39 MB tensor cost as much to touch as the arithmetic on it (a clone of
-PA's fp32 feature map of one Lite-R50 clip: 9.6 ms fresh against 4.4 ms in memory already mapped).
+microsecond (a clone of PA's 39 MB fp32 feature map of one Lite-R50 clip into fresh memory: 9.6 ms), as
+much as the arithmetic on the tensor. Measured on the Xeon, in separate runs: PA's bf16 stem input for one
+Lite-R50 clip 14-22 ms without this setting, 9.5-11 ms with it; the fp32 RGB-R50 forward 259-289 ms
+without, 236-242 ms with.
 
 `keep_freed_memory()` raises glibc's mmap threshold to its maximum (32 MiB on 64-bit systems) and the trim
 threshold to 2 GiB with ``mallopt``, so blocks up to 32 MiB come from the heap and are reused from step
