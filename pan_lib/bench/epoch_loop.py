@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pan_lib.bench import host_memory_as_engine
 from pan_lib.bench.train_step import embedded_step_fn
 from pan_lib.data.dataset import VideoClipDataset
 from pan_lib.data.lists import VideoRecord
@@ -35,7 +36,6 @@ from pan_lib.engine.recipes import get_recipe
 from pan_lib.engine.speed import time_callable
 from pan_lib.models import frames_per_segment
 from pan_lib.provenance import provenance, write_table
-from pan_lib.engine.host_memory import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def _loop_rate(modality: str, workers: int, data: dict[str, tuple[Path, list[Vid
 
 
 def run(out_dir: Path, quick: bool = False) -> list[Path]:
-    keep_freed_memory()  # as CPU training and evaluation run (pan_lib.engine.host_memory)
+    host = host_memory_as_engine()
     torch.set_num_threads(2)
     n_train, n_val, epochs = (64, 16, 2) if quick else (960, 300, 3)
     tmp = Path(tempfile.mkdtemp(prefix="pan_bench_epoch_loop_"))
@@ -107,8 +107,7 @@ def run(out_dir: Path, quick: bool = False) -> list[Path]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     meta = provenance({"benchmark": "epoch_loop", "quick": quick, "epochs (first not counted)": epochs,
-                       "threads": torch.get_num_threads(), "train clips": n_train, "val clips": n_val}, None, "cpu")
-    meta = {**meta, "malloc_keeps_freed_blocks": keep_freed_memory()}  # (cached: what run() applied)
+                       "threads": torch.get_num_threads(), "train clips": n_train, "val clips": n_val, **host}, None, "cpu")
     return write_table(rows, Path(out_dir) / "epoch_loop",
                        title="Epoch loop (train + validation) vs compute-only train step, embedded recipe, CPU",
                        meta=meta, command=f"python -m pan_lib.bench epoch_loop{' --quick' if quick else ''}")

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from data_prep.extract import extract_one
+from pan_lib.bench import host_memory_as_engine
 from pan_lib.bench.train_step import embedded_step_fn
 from pan_lib.data.dataset import VideoClipDataset
 from pan_lib.data.decoded import decode_one
@@ -31,7 +32,6 @@ from pan_lib.data.lists import VideoRecord
 from pan_lib.data.synthetic import PAIRS, render_video
 from pan_lib.data.video import write_video
 from pan_lib.provenance import provenance, write_table
-from pan_lib.engine.host_memory import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def _train_rate(modality: str, steps: int) -> float:
 
 
 def run(out_dir: Path, quick: bool = False) -> list[Path]:
-    keep_freed_memory()  # as CPU training and evaluation run (pan_lib.engine.host_memory)
+    host = host_memory_as_engine()
     torch.set_num_threads(2)
     n_videos, passes = (16, 1) if quick else (48, 2)
     rows: list[dict[str, Any]] = []
@@ -123,8 +123,7 @@ def run(out_dir: Path, quick: bool = False) -> list[Path]:
     meta = provenance(config={"videos": n_videos, "passes (best of)": passes, "batch": 8, "mode": "train",
                               "train model": "resnet_tiny Lite (PA 8x4) / RGB (8x1), batch 16, 48 px, AdamW, "
                                              "bf16 + channels_last",
-                              "quick": quick})
-    meta = {**meta, "malloc_keeps_freed_blocks": keep_freed_memory()}  # (cached: what run() applied)
+                              "quick": quick, **host})
     return write_table(rows, Path(out_dir) / "loader",
                        title="Loader throughput (clips per wall-clock second, train mode)", meta=meta,
                        command=f"python -m pan_lib.bench loader{' --quick' if quick else ''}")

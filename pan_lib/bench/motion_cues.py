@@ -41,7 +41,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from pan_lib.bench import with_overrides
+from pan_lib.bench import host_memory_as_engine, with_overrides
 from pan_lib.engine.speed import synchronize
 from pan_lib.modules.pa import PA, pa_reference_loop
 from pan_lib.data.video import VideoReadError
@@ -50,7 +50,6 @@ from pan_lib.provenance import REPO_ROOT, provenance, write_table
 from pan_lib.viz.figures import speed_figure
 from pan_lib.viz.maps import normalise_frames
 from pan_lib.viz.video import load_segments
-from pan_lib.engine.host_memory import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -351,7 +350,7 @@ def _per_content_line(rows: list[dict]) -> list[str]:
 
 def run(out_dir: Path, quick: bool = False, device: str = "cpu", **overrides) -> list[Path]:
     """Measure and write `<out_dir>/motion_cues[_cuda].{csv,md,json,png}` with provenance."""
-    keep_freed_memory()  # as CPU training and evaluation run (pan_lib.engine.host_memory)
+    host = host_memory_as_engine()
     import matplotlib
 
     matplotlib.use("Agg")
@@ -360,7 +359,7 @@ def run(out_dir: Path, quick: bool = False, device: str = "cpu", **overrides) ->
     cfg = MotionBenchConfig.for_mode(quick, device=device, **overrides)
     load_start = os.getloadavg()[0]
     rows = measure(cfg)
-    meta = provenance(config=asdict(cfg), device=cfg.device)
+    meta = provenance(config={**asdict(cfg), **host}, device=cfg.device)
     meta["load_average_1min"] = {"start": load_start, "end": os.getloadavg()[0], "cpu_count": os.cpu_count()}
     meta["frames"] = (f"{NUM_SEGMENTS}x{FRAMES_PER_SEGMENT} frames at {cfg.size}x{cfg.size} per content, " + (
         f"from {cfg.video}" if cfg.video else
@@ -378,7 +377,6 @@ def run(out_dir: Path, quick: bool = False, device: str = "cpu", **overrides) ->
     where = meta["device"].get("cuda_device") if cfg.device.startswith("cuda") else meta["device"].get("cpu")
     title = (f"Motion cues: frame pairs per second at {cfg.size}x{cfg.size} on {where} "
              f"({meta['device'].get('torch_threads')} threads)" + (" [quick]" if quick else ""))
-    meta = {**meta, "malloc_keeps_freed_blocks": keep_freed_memory()}  # (cached: what run() applied)
     paths = write_table(rows, stem, title=title, meta=meta, command=command)
     md = paths[1]
     load = meta["load_average_1min"]

@@ -38,13 +38,12 @@ from pathlib import Path
 
 import torch
 
-from pan_lib.bench import with_overrides
+from pan_lib.bench import host_memory_as_engine, with_overrides
 from pan_lib.engine.speed import synchronize
 from pan_lib.flops import count_flops
 from pan_lib.models import build_model
 from pan_lib.modules.pa import PA, pa_reference_loop
 from pan_lib.provenance import provenance, write_table
-from pan_lib.engine.host_memory import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -257,31 +256,30 @@ def measure(cfg: PAModelsBenchConfig) -> list[dict]:
 
 def run(out_dir: Path, quick: bool = False, **overrides) -> list[Path]:
     """Measure and write ``<out_dir>/pa_models.{csv,md,json}`` (``pa_models_threads<N>.*`` with ``threads=N``)."""
-    keep_freed_memory()  # as CPU training and evaluation run (pan_lib.engine.host_memory)
+    host = host_memory_as_engine()
     cfg = PAModelsBenchConfig.for_mode(quick, **overrides)
     previous_threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
-        return _run(cfg, Path(out_dir), quick)
+        return _run(cfg, Path(out_dir), quick, host)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _run(cfg: PAModelsBenchConfig, out_dir: Path, quick: bool) -> list[Path]:
+def _run(cfg: PAModelsBenchConfig, out_dir: Path, quick: bool, host: dict[str, bool]) -> list[Path]:
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     rows = measure(cfg)
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     # the 1-minute load average tells readers whether other processes competed for the cores
     meta = provenance({**asdict(cfg), "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-                       "load_avg_1min_before": load_before, "load_avg_1min_after": load_after}, device=cfg.device)
+                       "load_avg_1min_before": load_before, "load_avg_1min_after": load_after, **host}, device=cfg.device)
     command = (f"python -m pan_lib.bench.pa_models --threads {cfg.threads}" if cfg.threads
                else f"python -m pan_lib.bench {NAME}") + (" --quick" if quick else "")
     title = (f"PA throughput and PAN model forward cost ({cfg.device}, {torch.get_num_threads()} threads, "
              f"load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} cores)"
              if load_before is not None else f"PA throughput and PAN model forward cost ({cfg.device})")
     stem = f"{NAME}_threads{cfg.threads}" if cfg.threads else NAME
-    meta = {**meta, "malloc_keeps_freed_blocks": keep_freed_memory()}  # (cached: what run() applied)
     return write_table(rows, out_dir / stem, title=title, meta=meta, command=command)
 
 

@@ -19,12 +19,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from pan_lib.bench import host_memory_as_engine
 from pan_lib.engine.optim import build_optimizer
 from pan_lib.engine.recipes import get_recipe
 from pan_lib.engine.speed import peak_memory_mb, reset_peak_memory, time_callable
 from pan_lib.models import MODALITIES, build_model
 from pan_lib.provenance import provenance, write_table
-from pan_lib.engine.host_memory import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def _measure(row: dict, step, device: torch.device, warmup: int, repeats: int, m
 
 
 def run(out_dir: Path, quick: bool = False) -> list[Path]:
-    keep_freed_memory()  # as CPU training and evaluation run (pan_lib.engine.host_memory)
+    host = host_memory_as_engine()
     rows = []
     cpu = torch.device("cpu")
     configs = [("embedded", None, None, None, m) for m in MODALITIES]  # the embedded recipe as it is now
@@ -113,9 +113,8 @@ def run(out_dir: Path, quick: bool = False) -> list[Path]:
             base = base or row["ms_per_step"]
             row["speedup_vs_fp32"] = round(base / row["ms_per_step"], 2)
             rows.append(row)
-    meta = provenance({"benchmark": "train_step", "quick": quick, "threads": torch.get_num_threads()}, None,
+    meta = provenance({"benchmark": "train_step", "quick": quick, "threads": torch.get_num_threads(), **host}, None,
                       "cuda" if torch.cuda.is_available() else "cpu")
-    meta = {**meta, "malloc_keeps_freed_blocks": keep_freed_memory()}  # (cached: what run() applied)
     return write_table(rows, Path(out_dir) / "train_step",
                        title="Training step per modality: fp32 vs channels_last vs bf16 (median, synchronised)",
                        meta=meta, command=f"python -m pan_lib.bench train_step{' --quick' if quick else ''}")

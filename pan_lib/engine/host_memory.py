@@ -4,16 +4,13 @@ glibc's malloc serves every block above its mmap threshold (128 KiB at start, ra
 32 MiB) with a fresh ``mmap`` and returns it with ``munmap`` when it is freed; memory freed at the top of
 the heap beyond the trim threshold goes back too. A CPU forward or training step allocates and frees
 the same few-MB tensors every step, so each step faults their pages in again: the kernel zeroes every
-4 KiB page on first touch. On the 2-core VMs this workbook is measured on a fault costs about a
-microsecond (a clone of PA's 39 MB fp32 feature map of one Lite-R50 clip into fresh memory: 9.6 ms), as
-much as the arithmetic on the tensor. Measured on the Xeon, in separate runs: PA's bf16 stem input for one
-Lite-R50 clip 14-22 ms without this setting, 9.5-11 ms with it; the fp32 RGB-R50 forward 259-289 ms
-without, 236-242 ms with.
+4 KiB page on first touch, which on the 2-core VMs this workbook is measured on costs as much as the
+arithmetic on the tensor.
 
 `keep_freed_memory()` raises glibc's mmap threshold to its maximum (32 MiB on 64-bit systems) and the trim
 threshold to 2 GiB with ``mallopt``, so blocks up to 32 MiB come from the heap and are reused from step
-to step. What it changed is measured by ``python -m pan_lib.bench pa_models`` (which applies it, as the
-engine does for CPU runs): see docs/benchmarks.md. The price: the process keeps up to 2 GiB of freed
+to step. ``python -m pan_lib.bench cpu_tuning`` times it against glibc's default and against PyTorch's
+transparent huge pages, each in a process of its own (results/bench/cpu_tuning.md). The price: the process keeps up to 2 GiB of freed
 heap (its resident size stays near its peak). Values computed are unchanged.
 
 It is skipped when malloc is not glibc's, when the environment already tunes malloc

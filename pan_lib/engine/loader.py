@@ -60,8 +60,6 @@ class CachedBatches:
     ``CachedBatches(loader, prepare, budget_mb)``: iterating yields ``(prepare(clips), labels, index)``.
     The first pass reads through `loader` and keeps the batches while their total stays within
     `budget_mb`; an interrupted pass or a larger set keeps nothing and every epoch reads `loader` again.
-    On a 2-core CPU, reading and normalising the embedded set's 300 validation clips is a fifth of the
-    validation time (`python -m pan_lib.bench epoch_loop`).
     """
 
     def __init__(self, loader: Iterable, prepare: Callable[[torch.Tensor], torch.Tensor], budget_mb: float) -> None:

@@ -30,7 +30,7 @@ Two implementations of the same maths live here:
   multiply-adds) returns the 16 = 2 x 8 features of both columns, whose memory again *is* the
   ``[H, W, 8]`` feature map. Same sums, same result up to float rounding; about 1.5-2x faster on a
   2-core CPU. In bf16 on a CPU the 8-channel norm is a 1x1 convolution of the squares
-  (:func:`pair_norms_by_conv`), about twice as fast as ``linalg.vector_norm`` there.
+  (:func:`pair_norms_by_conv`), faster than ``linalg.vector_norm`` there (``python -m pan_lib.bench cpu_tuning``).
 * :func:`pa_with_first_frame` — PAN_Lite's stem input ``[N*T, 3 + (m-1), H, W]`` (first RGB frame of
   every snippet, then its PA maps), written into one channels-last tensor in inference instead of
   ``torch.cat`` of a channels-first PA map with a strided frame (which the stem then copies again).
@@ -52,9 +52,8 @@ PA_KERNEL = 7
 # Snippet pixels per chunk on the CPU (snippets x H x W): ~5 MB of fp32 intermediates per snippet at 224^2;
 # one clip (8 snippets) per chunk was the fastest setting measured at 224^2 on a 2-core CPU (bigger chunks fall
 # out of cache). Smaller frames get more snippets per chunk: at 48^2 (the embedded recipe) a batch of 16 clips is
-# one chunk instead of 16, where the per-chunk work (weight rewrite, small ops) dominated: on the 2-core Xeon the
-# embedded Lite training step went from 291-314 to 331-342 clips/s and its validation forward (304 clips) from
-# 0.29-0.31 to 0.21 s.
+# one chunk instead of 16, where the per-chunk work (weight rewrite, small ops) dominated (one chunk against 8
+# snippets per chunk: `python -m pan_lib.bench cpu_tuning`).
 CPU_CHUNK_PIXELS = 8 * 224 * 224
 
 
@@ -130,9 +129,9 @@ def pair_norms_by_conv(feats: Tensor, inplace: bool = False) -> Tensor:
 
     Channel ``dx*C + c`` of `feats` is feature ``c`` of column ``2j + dx`` (:func:`column_pair_weight`);
     output channel ``dx`` is ``sqrt(sum_c feats[dx*C + c]^2)``. The sum of the squares is a 1x1
-    convolution with a block of ones (``[2, 2C, 1, 1]``), which oneDNN runs in bf16 on a CPU about twice
-    as fast as ``linalg.vector_norm`` over an innermost dimension of 8 (at 224² in inference, measured on a
-    2-core Xeon; the embedded Lite training step, forward and backward, gained about 15 %). Same sums; in bf16 the squares are
+    convolution with a block of ones (``[2, 2C, 1, 1]``), which oneDNN runs in bf16 on a CPU faster than
+    ``linalg.vector_norm`` reduces an innermost dimension of 8 (``python -m pan_lib.bench cpu_tuning``,
+    at 224²). Same sums; in bf16 the squares are
     rounded before they are added (relative error ~1e-3 on a bf16 result). Used for bf16 on the CPU
     only: in fp32 the norm is faster, and in fp16 the squares of PA's ``1e-6`` would underflow.
     ``inplace=True`` (inference, when `feats` is not needed afterwards) squares `feats` in place: no
@@ -257,10 +256,10 @@ def pa_with_first_frame(frames: Tensor, weight: Tensor, bias: Tensor | None = No
         return torch.cat([snippets[:, 0].to(pa.dtype), pa], dim=1)  # (N*T, 3 + m-1, H, W)
     dtype = _autocast_dtype(snippets)
     if frames.dtype != dtype:
-        # cast the clip once in its own dense layout (a cast into a strided layout is ~3x slower on a CPU), then
+        # cast the clip once in its own dense layout (a cast into a strided layout is slower on a CPU), then
         # make each frame channels-last: the differences below then read and write NHWC memory contiguously
-        # instead of transposing 3-channel pixels element by element (bf16 at 224^2 on a 2-core CPU: 1.5 + 0.5 ms
-        # instead of 4 ms for this and the differences). Same values: the copies move bf16 data unchanged.
+        # instead of transposing 3-channel pixels element by element. Same values: the copies move bf16 data
+        # unchanged (tests/test_pa.py).
         frames = frames.to(dtype).reshape(-1, 3, h, w).contiguous(memory_format=torch.channels_last)
         snippets = _split_frames(frames, n_length)  # (N*T*m, 3, H, W) per-frame NHWC -> (N*T, m, 3, H, W)
     stem = torch.empty((s, 3 + m - 1, h, w), dtype=dtype, device=snippets.device, memory_format=torch.channels_last)
