@@ -60,6 +60,7 @@ MODEL_ROLES: dict[str, str] = {
 NOT_RUN = "not run"
 CONFIDENCE = 0.95
 RECORDS_FOLDER = "records"          # <out>/records: the committed copies of the records the tables read
+DEFAULT_RUN_ROOT = "runs/results"   # where the main job's runs and checkpoints go (never committed)
 
 # Protocol kinds (`protocol_kind`): the single-model protocol and PAN_En's.
 SINGLE_VIEW = "1clip"               # 1 clip × 1 centre crop at the training input size
@@ -1198,7 +1199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     OUT_DIR/records and regenerate tables and figures from them (RUN_ROOT = OUT_DIR/records:
     regenerate from the committed records alone)."""
     p = argparse.ArgumentParser(prog="python -m pan_lib.tables", description=main.__doc__)
-    p.add_argument("run_root", nargs="?", default="runs/results")
+    p.add_argument("run_root", nargs="?", default=DEFAULT_RUN_ROOT)
     p.add_argument("out_dir", nargs="?", default="results")
     p.add_argument("--dataset", default="embedded")
     p.add_argument("--split", default="auto", help="split the tables report (auto: test on embedded, else val)")

@@ -24,7 +24,7 @@ from pan_lib.engine.recipes import RECIPES, get_recipe
 from pan_lib.notebook.datasets import resolve_data_root
 from pan_lib.notebook.environment import repo_path, resolve_progress
 from pan_lib.provenance import REPO_ROOT, file_sha256
-from pan_lib.tables import protocol_label, record_model_name
+from pan_lib.tables import DEFAULT_RUN_ROOT, protocol_label, record_model_name
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ SMALL_EPOCHS = 1  # small (CI) mode: one epoch on the tiny embedded dataset
 
 # ------------------------------------------------------------------------------------------ training
 def train_configs(dataset: str, modalities: Iterable[str], seeds: Iterable[int], *, recipe: str = "auto",
-                  data_root: str | os.PathLike | None = None, run_root: str | os.PathLike = "runs/results",
+                  data_root: str | os.PathLike | None = None, run_root: str | os.PathLike = DEFAULT_RUN_ROOT,
                   small: bool = False, progress: str = "auto", **overrides: Any) -> list[TrainConfig]:
     """One `TrainConfig` per (modality, seed): the recipe, then the notebook's non-None overrides.
 
